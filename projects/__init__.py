@@ -1,0 +1,1 @@
+"""Project packages; each registers its modules into mmdet's registries on import."""
