@@ -46,17 +46,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def setup_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to mmengine's AmpOptimWrapper."""
+    """fp16 AmpOptimWrapper (dynamic loss scale) on CUDA, bf16 autocast on CPU."""
     wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+    if wrapper.get('type', 'OptimWrapper') in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper'):
         return
     if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
         raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, got {wrapper.type!r}')
-    wrapper.type = 'AmpOptimWrapper'
     if torch.cuda.is_available():
+        wrapper.type = 'AmpOptimWrapper'
         wrapper.setdefault('loss_scale', 'dynamic')
     else:
-        # CPU autocast supports bfloat16 only; bf16 needs no loss scaling.
+        # mmengine's AmpOptimWrapper needs CUDA; on CPU autocast to bfloat16 instead.
+        wrapper.type = 'CPUAutocastOptimWrapper'
         wrapper.setdefault('dtype', 'bfloat16')
 
 

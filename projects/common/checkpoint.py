@@ -15,6 +15,7 @@ Two problems with mmengine 0.10.7 on a current PyTorch:
 import io
 import os
 import os.path as osp
+import pickle
 import tempfile
 from typing import Any, Callable, List, Optional
 
@@ -38,8 +39,23 @@ def _numpy_globals() -> List[Any]:
     return items
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    mmengine pickles ``HistoryBuffer.statistics_methods`` as ``getattr(HistoryBuffer,
+    'mean')`` and so on. A general ``getattr`` would let a crafted file reach any attribute
+    of an allowed type (``ndarray.tofile`` writes files), so only those lookups pass.
+    """
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}), which is not allowed')
+
+
 #: The globals a checkpoint may reference beyond what ``weights_only`` allows by default.
-SAFE_CHECKPOINT_GLOBALS: List[Any] = [HistoryBuffer] + _numpy_globals()
+SAFE_CHECKPOINT_GLOBALS: List[Any] = [HistoryBuffer] + _numpy_globals() + [
+    (_history_buffer_getattr, 'builtins.getattr')
+]
 
 
 def safe_load_checkpoint(filename: str, map_location: Any = None) -> Any:

@@ -123,3 +123,18 @@ def test_resume_restores_iteration_and_optimizer(tmp_path):
     step = second.optim_wrapper.optimizer.state_dict()['state'][0]['step']
     assert int(step) == 6
     assert int(state_at_4['optimizer']['state'][0]['step']) == 4
+
+
+class _GetattrPayload:
+    """Pickles as getattr(numpy.ndarray, 'tofile'): a gadget that would write files."""
+
+    def __reduce__(self):
+        import numpy as np
+        return (getattr, (np.ndarray, 'tofile'))
+
+
+def test_checkpoint_with_general_getattr_is_refused(tmp_path):
+    path = tmp_path / 'gadget.pth'
+    torch.save({'meta': _GetattrPayload()}, str(path))
+    with pytest.raises(RuntimeError, match='gadget.pth'):
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
