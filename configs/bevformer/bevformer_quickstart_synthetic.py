@@ -1,0 +1,85 @@
+# The CPU quickstart on the synthetic nuScenes dataroot (tools/quickstart.sh):
+# BEVFormer-tiny's structure, shrunk so a laptop CPU trains it in minutes.
+# a half-width ResNet-18 from scratch (nothing is downloaded), C4+C5 through a 2-level FPN,
+# 320x180 images, BEV 32x32 over the usual +-51.2 m, 64-d transformer, 2 encoder and
+# 3 decoder layers, 200 queries, a 2-frame queue (one history frame).
+_base_ = [
+    '../_base_/datasets/nuscenes_synthetic.py', '../_base_/models/bevformer_base.py',
+    '../_base_/schedules/adamw_cosine_24e.py', '../_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['projects.bevformer'], allow_failed_imports=False)
+
+bev_h = 32
+bev_w = 32
+embed_dims = 64
+num_levels = 2
+
+model = dict(
+    img_backbone=dict(
+        _delete_=True,
+        type='ResNet',
+        depth=18,
+        base_channels=32,  # half-width ResNet-18: 4x fewer FLOPs on a CPU
+        stem_channels=32,
+        num_stages=4,
+        out_indices=(2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        style='pytorch',
+        init_cfg=None),
+    img_neck=dict(in_channels=[128, 256], out_channels=embed_dims, num_outs=num_levels,
+                  add_extra_convs=False),
+    bev_encoder=dict(
+        bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, num_feature_levels=num_levels,
+        num_layers=2,
+        layer_cfg=dict(
+            self_attn_cfg=dict(embed_dims=embed_dims),
+            cross_attn_cfg=dict(embed_dims=embed_dims,
+                                deformable_attention=dict(embed_dims=embed_dims,
+                                                          num_levels=num_levels)),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=2 * embed_dims))),
+    heads=dict(
+        det=dict(
+            embed_dims=embed_dims, num_query=200, bev_h=bev_h, bev_w=bev_w,
+            decoder=dict(
+                num_layers=3,
+                layer_cfg=dict(
+                    self_attn_cfg=dict(embed_dims=embed_dims),
+                    cross_attn_cfg=dict(embed_dims=embed_dims),
+                    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=2 * embed_dims))),
+            bbox_coder=dict(max_num=100))))
+
+train_pipeline = [
+    dict(type='LoadMultiViewImages', to_float32=True),
+    dict(type='FilterBEVInstances', point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]),
+    dict(type='MultiViewNormalize', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+         to_rgb=True),
+    dict(type='MultiViewPad', size_divisor=32),
+    dict(type='PackBEVInputs')
+]
+test_pipeline = train_pipeline
+train_dataloader = dict(
+    batch_size=2, num_workers=2, persistent_workers=True,
+    dataset=dict(pipeline=train_pipeline, queue_length=2))
+val_dataloader = dict(num_workers=2, persistent_workers=True, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# A short iteration-based schedule: AdamW 1e-3 (nothing is pretrained, so no backbone
+# multiplier), warm-up then cosine.
+max_iters = 600
+optim_wrapper = dict(
+    optimizer=dict(lr=1e-3, weight_decay=0.01),
+    paramwise_cfg=dict(_delete_=True, custom_keys=dict()))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min_ratio=1e-2)
+]
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2))
+log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
+load_from = None

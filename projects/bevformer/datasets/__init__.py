@@ -1,0 +1,17 @@
+"""nuScenes multi-view temporal data: dataset, transforms, samplers (registered on import).
+
+(``synthetic_nuscenes`` and ``nuscenes_converter`` are plain modules used by tools; they are
+imported where needed.)
+"""
+from .nuscenes_dataset import CAMERAS, CLASSES, InfoFormatError, NuScenesBEVDataset
+from .samplers import ContiguousVideoSampler, contiguous_blocks
+from .transforms import (FilterBEVInstances, LoadMultiViewImages, MultiViewCrop,
+                         MultiViewNormalize, MultiViewPad, MultiViewPhotoMetricDistortion,
+                         MultiViewResize, PackBEVInputs)
+
+__all__ = [
+    'NuScenesBEVDataset', 'InfoFormatError', 'CLASSES', 'CAMERAS', 'ContiguousVideoSampler',
+    'contiguous_blocks', 'LoadMultiViewImages', 'MultiViewPhotoMetricDistortion',
+    'MultiViewResize', 'MultiViewCrop', 'MultiViewNormalize', 'MultiViewPad',
+    'FilterBEVInstances', 'PackBEVInputs'
+]

@@ -1,0 +1,66 @@
+"""Pack one frame's results into ``inputs`` and a :class:`Det3DDataSample`."""
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmdet.registry import TRANSFORMS
+from mmengine.structures import InstanceData
+
+from ...structures import Det3DDataSample
+
+DEFAULT_META_KEYS = (
+    'token', 'scene_token', 'scene_name', 'frame_idx', 'timestamp', 'sample_idx', 'prev_exists',
+    'lidar2img', 'cam2img', 'lidar2cam', 'img_shape', 'ori_shape', 'pad_shape', 'scale_factor',
+    'lidar2ego', 'ego2global', 'lidar2global', 'can_bus', 'img_paths', 'cam_names')
+
+
+@TRANSFORMS.register_module()
+class PackBEVInputs(BaseTransform):
+    """Images to a (N_cam, 3, H, W) float32 Tensor, GT and metainfo to a Det3DDataSample.
+
+    Required keys: ``img`` (N_cam, H, W, 3). Optional: ``gt_bboxes_3d`` (M, 9|7),
+    ``gt_labels_3d`` (M,) (then ``gt_instances_3d`` is set) and every key of ``meta_keys``
+    that is present (matrices are kept as float64 numpy; see docs/data_format.md).
+
+    Returns:
+        dict: ``inputs={'img': Tensor (N_cam, 3, H, W) float32}``, ``data_samples``.
+
+    Args:
+        meta_keys (sequence of str): keys copied into the data sample's metainfo.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        if img.ndim != 4 or img.shape[-1] != 3:
+            raise ValueError(f'PackBEVInputs: img must be (N_cam, H, W, 3), got {img.shape}')
+        img = torch.from_numpy(np.ascontiguousarray(img.transpose(0, 3, 1, 2))).float()
+        sample = Det3DDataSample()
+        if 'gt_bboxes_3d' in results:
+            boxes = np.asarray(results['gt_bboxes_3d'], dtype=np.float32)
+            if boxes.ndim != 2 or boxes.shape[1] not in (7, 9):
+                raise ValueError(f'PackBEVInputs: gt_bboxes_3d must be (M, 7|9), got '
+                                 f'{boxes.shape} (frame {results.get("token", "?")})')
+            if not np.isfinite(boxes).all():
+                raise ValueError(f'PackBEVInputs: non-finite values in gt_bboxes_3d of frame '
+                                 f'{results.get("token", "?")} (unknown velocities are NaN in '
+                                 f'the info file: put FilterBEVInstances in the pipeline)')
+            sample.gt_instances_3d = InstanceData(
+                bboxes_3d=torch.from_numpy(boxes),
+                labels_3d=torch.as_tensor(np.asarray(results['gt_labels_3d']), dtype=torch.long))
+        meta = {}
+        for key in self.meta_keys:
+            if key in results:
+                value = results[key]
+                if key in ('lidar2img', 'cam2img', 'lidar2cam', 'lidar2ego', 'ego2global',
+                           'lidar2global', 'can_bus'):
+                    value = np.asarray(value, dtype=np.float64)
+                meta[key] = value
+        sample.set_metainfo(meta)
+        return dict(inputs=dict(img=img), data_samples=sample)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'

@@ -1,0 +1,4 @@
+"""Detectors."""
+from .bevformer import BEVFormer
+
+__all__ = ['BEVFormer']

@@ -1,0 +1,282 @@
+"""The BEVFormer detector: cameras -> image features -> BEV feature B_t -> task heads.
+
+Data flow for a batch (see docs/data_format.md for the metainfo keys)::
+
+    inputs['img'] (B, T, N_cam, 3, H, W)      T = history frames + the current one (last)
+      -> extract_img_feat per frame           list of (B, N_cam, C, H_l, W_l)
+      -> bev_encoder(frame t, prev BEV)       (B, bev_h * bev_w, C), recurrently over t
+      -> B_t of the current frame              exposed by :meth:`extract_bev`
+      -> heads: loss() / predict() on B_t      e.g. 3D detection, BEV segmentation
+
+History frames are encoded without gradients and in eval mode (as in the original).
+At test time with T = 1 ("video test mode") the previous BEV is carried from the last
+call and used only for a sample whose previous key frame it really is (same scene,
+``frame_idx`` one less); everything else starts without history. For batch size > 1
+at test time, give the test dataset a queue instead: the history is then recomputed per
+sample and the result does not depend on the batch composition.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.model import ModuleDict
+
+from ...geometry.ego_motion import can_bus_deltas, relative_pose
+from ...structures import Det3DDataSample
+
+SampleList = List[Det3DDataSample]
+
+
+class _FrameGeometry:
+    """Per-frame geometry of a batch, as tensors.
+
+    Attributes:
+        lidar2img (Tensor): (B, N_cam, 4, 4) float32.
+        lidar2global (Tensor): (B, 4, 4) float64.
+        can_bus (Tensor): (B, 18) float64, absolute values.
+        prev_exists (Tensor): (B,) bool.
+        scene_tokens (list[str]), frame_idx (list[int] or None).
+        img_shape, pad_shape (tuple[int, int]).
+    """
+
+    def __init__(self, metas: Sequence[dict], device: torch.device, pad_shape: Tuple[int, int]):
+        def stack(key: str, dtype: torch.dtype) -> Tensor:
+            try:
+                arr = np.stack([np.asarray(m[key], dtype=np.float64) for m in metas])
+            except KeyError as err:
+                raise KeyError(f'data sample metainfo lacks {err}; see docs/data_format.md') from None
+            return torch.as_tensor(arr, dtype=dtype, device=device)
+
+        self.lidar2img = stack('lidar2img', torch.float32)
+        self.lidar2global = stack('lidar2global', torch.float64)
+        self.can_bus = stack('can_bus', torch.float64)
+        self.prev_exists = torch.tensor([bool(m.get('prev_exists', False)) for m in metas],
+                                        device=device)
+        self.scene_tokens = [m.get('scene_token') for m in metas]
+        self.frame_idx = [m.get('frame_idx') for m in metas]
+        shapes = {tuple(m['img_shape'][:2]) for m in metas}
+        if len(shapes) != 1:
+            raise ValueError(f'all samples of a batch must share img_shape, got {sorted(shapes)}')
+        self.img_shape = shapes.pop()
+        self.pad_shape = pad_shape
+
+
+@MODELS.register_module()
+class BEVFormer(BaseDetector):
+    """BEVFormer: spatio-temporal BEV encoder and task heads on its BEV feature.
+
+    Args:
+        img_backbone (dict): image backbone, e.g. mmdet ``ResNet``.
+        img_neck (dict, optional): e.g. mmdet ``FPN``.
+        bev_encoder (dict): ``BEVFormerEncoder`` producing B_t.
+        heads (dict[str, dict]): task heads by name, each with ``loss(bev, samples)``
+            and ``predict(bev, samples)``. The head named ``'det'`` writes
+            ``pred_instances_3d``; others write the field named by their ``pred_field``.
+        head_loss_weights (dict[str, float], optional): per-head multiplier of its losses.
+        use_grid_mask (bool): GridMask on the images in training.
+        grid_mask (dict): GridMask arguments.
+        video_test_mode (bool): carry the previous BEV across test calls.
+        data_preprocessor (dict): e.g. ``BEVDataPreprocessor``.
+    """
+
+    def __init__(self,
+                 img_backbone: ConfigType,
+                 bev_encoder: ConfigType,
+                 heads: Dict[str, ConfigType],
+                 img_neck: OptConfigType = None,
+                 head_loss_weights: Optional[Dict[str, float]] = None,
+                 use_grid_mask: bool = True,
+                 grid_mask: OptConfigType = None,
+                 video_test_mode: bool = True,
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.img_backbone = MODELS.build(img_backbone)
+        self.img_neck = MODELS.build(img_neck) if img_neck is not None else None
+        self.bev_encoder = MODELS.build(bev_encoder)
+        if not heads:
+            raise ValueError('BEVFormer needs at least one head in `heads`')
+        # mmengine's ModuleDict, so init_weights() reaches the heads (torch's does not).
+        self.heads = ModuleDict({name: MODELS.build(cfg) for name, cfg in heads.items()})
+        self.head_loss_weights = dict(head_loss_weights or {})
+        unknown = set(self.head_loss_weights) - set(self.heads)
+        if unknown:
+            raise KeyError(f'head_loss_weights names unknown heads {sorted(unknown)}; '
+                           f'heads are {sorted(self.heads)}')
+        self.grid_mask = MODELS.build(dict(type='GridMask', **(grid_mask or {}))) \
+            if use_grid_mask else None
+        self.video_test_mode = video_test_mode
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+        self._prev: Optional[dict] = None  # state of video test mode
+
+    # ------------------------------------------------------------------ images
+    def extract_img_feat(self, imgs: Tensor) -> List[Tensor]:
+        """
+        Args:
+            imgs (Tensor): (B, N_cam, 3, H, W).
+
+        Returns:
+            list[Tensor]: per level (B, N_cam, C, H_l, W_l).
+        """
+        bs, num_cams = imgs.shape[:2]
+        flat = imgs.flatten(0, 1)
+        if self.grid_mask is not None:
+            flat = self.grid_mask(flat)
+        feats = self.img_backbone(flat)
+        if self.img_neck is not None:
+            feats = self.img_neck(feats)
+        return [f.view(bs, num_cams, *f.shape[1:]) for f in feats]
+
+    # --------------------------------------------------------------------- BEV
+    def _encode(self, mlvl_feats: List[Tensor], geo: _FrameGeometry,
+                prev_bev: Optional[Tensor], prev_geo: Optional[_FrameGeometry],
+                prev_valid: Tensor) -> Tensor:
+        """One BEV encoder step for one frame. Returns (B, bev_h * bev_w, C)."""
+        if prev_bev is not None and prev_geo is not None:
+            prev2cur = relative_pose(prev_geo.lidar2global, geo.lidar2global)
+            prev_can_bus = prev_geo.can_bus
+        else:
+            prev2cur = None
+            prev_can_bus = torch.zeros_like(geo.can_bus)
+            prev_valid = torch.zeros_like(prev_valid)
+        can_bus = can_bus_deltas(geo.can_bus, prev_can_bus, prev_valid)
+        dtype = mlvl_feats[0].dtype
+        return self.bev_encoder(
+            mlvl_feats,
+            lidar2img=geo.lidar2img,
+            img_shape=geo.img_shape,
+            pad_shape=geo.pad_shape,
+            can_bus=can_bus.to(dtype),
+            prev_bev=prev_bev,
+            prev2cur=None if prev2cur is None else prev2cur.float(),
+            prev_valid=prev_valid if prev_bev is not None else None)
+
+    def _frame_geometries(self, imgs: Tensor, batch_data_samples: SampleList) -> List[_FrameGeometry]:
+        num_frames = imgs.shape[1]
+        pad_shape = tuple(imgs.shape[-2:])
+        geos = []
+        for t in range(num_frames - 1):
+            metas = []
+            for ds in batch_data_samples:
+                history = ds.metainfo.get('history', [])
+                if len(history) != num_frames - 1:
+                    raise ValueError(f'sample {ds.metainfo.get("token")} has {len(history)} history '
+                                     f'frames but the batch has {num_frames - 1}')
+                metas.append(history[t])
+            geos.append(_FrameGeometry(metas, imgs.device, pad_shape))
+        geos.append(_FrameGeometry([ds.metainfo for ds in batch_data_samples], imgs.device, pad_shape))
+        return geos
+
+    def extract_bev(self, imgs: Tensor, batch_data_samples: SampleList) -> Tensor:
+        """B_t: the BEV feature of the current (last) frame, using the history frames.
+
+        Args:
+            imgs (Tensor): (B, T, N_cam, 3, H, W); T - 1 history frames, then the current.
+            batch_data_samples (list[Det3DDataSample]): B samples (metainfo per frame).
+
+        Returns:
+            Tensor: (B, bev_h * bev_w, C).
+        """
+        if imgs.dim() != 6:
+            raise ValueError(f'expected imgs of shape (B, T, N_cam, 3, H, W), got {tuple(imgs.shape)}')
+        bs, num_frames = imgs.shape[:2]
+        geos = self._frame_geometries(imgs, batch_data_samples)
+
+        prev_bev, prev_geo = None, None
+        if num_frames > 1:
+            prev_bev, prev_geo = self._encode_history(imgs[:, :-1], geos[:-1])
+        elif self.video_test_mode and not self.training:
+            prev_bev, prev_geo = self._carried_state(geos[-1])
+
+        cur = geos[-1]
+        prev_valid = cur.prev_exists
+        if prev_bev is not None and num_frames == 1:
+            prev_valid = prev_valid & self._carried_valid(cur)
+        feats = self.extract_img_feat(imgs[:, -1])
+        bev = self._encode(feats, cur, prev_bev, prev_geo, prev_valid)
+
+        if self.video_test_mode and not self.training:
+            self._prev = dict(bev=bev.detach(), geo=cur)
+        return bev
+
+    def _encode_history(self, imgs: Tensor, geos: List[_FrameGeometry]):
+        """Encode the history frames recurrently, without gradients, in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                bs, num_hist = imgs.shape[:2]
+                # One backbone pass over all history frames.
+                feats = self.extract_img_feat(imgs.flatten(0, 1))
+                feats = [f.view(bs, num_hist, *f.shape[1:]) for f in feats]
+                prev_bev, prev_geo = None, None
+                for t in range(num_hist):
+                    geo = geos[t]
+                    bev = self._encode([f[:, t] for f in feats], geo, prev_bev, prev_geo,
+                                       geo.prev_exists)
+                    prev_bev, prev_geo = bev, geo
+        finally:
+            self.train(was_training)
+        return prev_bev, prev_geo
+
+    def _carried_state(self, cur: _FrameGeometry):
+        if self._prev is None or self._prev['bev'].shape[0] != len(cur.scene_tokens):
+            return None, None
+        return self._prev['bev'], self._prev['geo']
+
+    def _carried_valid(self, cur: _FrameGeometry) -> Tensor:
+        """(B,) bool: the carried BEV at position b is the previous key frame of sample b."""
+        prev = self._prev['geo']
+        valid = []
+        for b, scene in enumerate(cur.scene_tokens):
+            same_scene = scene is not None and prev.scene_tokens[b] == scene
+            idx, pidx = cur.frame_idx[b], prev.frame_idx[b]
+            consecutive = idx is not None and pidx is not None and int(pidx) == int(idx) - 1
+            valid.append(same_scene and consecutive)
+        return torch.tensor(valid, device=cur.lidar2img.device)
+
+    def reset_video_state(self) -> None:
+        """Forget the carried previous BEV (called automatically on a scene change)."""
+        self._prev = None
+
+    # ------------------------------------------------------------------- API
+    def extract_feat(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList = None):
+        return self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+
+    @staticmethod
+    def _imgs(batch_inputs: Union[Tensor, dict]) -> Tensor:
+        return batch_inputs['img'] if isinstance(batch_inputs, dict) else batch_inputs
+
+    def loss(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList) -> dict:
+        bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        losses = {}
+        for name, head in self.heads.items():
+            weight = self.head_loss_weights.get(name, 1.0)
+            for key, value in head.loss(bev, batch_data_samples).items():
+                out_key = key if name == 'det' else f'{name}.{key}'
+                if weight != 1.0 and 'loss' in key:
+                    value = [v * weight for v in value] if isinstance(value, list) else value * weight
+                losses[out_key] = value
+        return losses
+
+    def predict(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        for name, head in self.heads.items():
+            results = head.predict(bev, batch_data_samples)
+            field = getattr(head, 'pred_field', 'pred_instances_3d' if name == 'det' else f'pred_{name}')
+            for ds, res in zip(batch_data_samples, results):
+                setattr(ds, field, res)
+        return batch_data_samples
+
+    def _forward(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList = None):
+        bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        return {name: head(bev) for name, head in self.heads.items()}

@@ -1,0 +1,144 @@
+"""Temporal self-attention (TSA): BEV queries attend to [previous BEV aligned to now, itself]."""
+from typing import Optional
+
+import torch
+from mmengine.model import BaseModule, constant_init, xavier_init
+from torch import Tensor, nn
+
+from mmdet.registry import MODELS
+from mmdet.utils import OptMultiConfig
+from .msda_op import multi_scale_deformable_attn
+from .offset_init import directional_offset_bias
+
+
+@MODELS.register_module()
+class TemporalSelfAttention(BaseModule):
+    """Deformable attention over the 2-frame BEV queue ``[aligned previous BEV, current query]``.
+
+    Sampling offsets and weights of both queue members are predicted from
+    ``cat(prev_bev, query + query_pos)``; each member is attended with its own offsets / weights
+    (``num_points`` points, ``num_levels`` BEV levels), the two results are averaged, projected,
+    dropped out and added to the query. Where a sample has no previous BEV, its current query
+    stands in for it. Batch-first; samples never mix.
+
+    Args:
+        embed_dims (int): channels C. Default 256.
+        num_heads (int): attention heads (must divide C). Default 8.
+        num_levels (int): BEV levels in the value. Default 1.
+        num_points (int): sampling points per head, level and queue member. Default 4.
+        dropout (float): dropout on the projected output. Default 0.1.
+        init_cfg: mmengine init config (``init_weights`` does the standard init).
+    """
+
+    num_bev_queue = 2  # [previous BEV, current query]
+
+    def __init__(self,
+                 embed_dims: int = 256,
+                 num_heads: int = 8,
+                 num_levels: int = 1,
+                 num_points: int = 4,
+                 dropout: float = 0.1,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg)
+        if embed_dims % num_heads != 0:
+            raise ValueError(f'TemporalSelfAttention: embed_dims ({embed_dims}) must be divisible '
+                             f'by num_heads ({num_heads})')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.num_levels = num_levels
+        self.num_points = num_points
+        queue = self.num_bev_queue
+        self.sampling_offsets = nn.Linear(embed_dims * queue,
+                                          queue * num_heads * num_levels * num_points * 2)
+        self.attention_weights = nn.Linear(embed_dims * queue,
+                                           queue * num_heads * num_levels * num_points)
+        self.value_proj = nn.Linear(embed_dims, embed_dims)
+        self.output_proj = nn.Linear(embed_dims, embed_dims)
+        self.dropout = nn.Dropout(dropout)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Zero offset weights with directional biases, uniform attention, xavier projections."""
+        constant_init(self.sampling_offsets, 0.)
+        self.sampling_offsets.bias.data.copy_(
+            directional_offset_bias(self.num_heads, self.num_bev_queue * self.num_levels,
+                                    self.num_points))
+        constant_init(self.attention_weights, val=0., bias=0.)
+        xavier_init(self.value_proj, distribution='uniform', bias=0.)
+        xavier_init(self.output_proj, distribution='uniform', bias=0.)
+
+    def forward(self,
+                query: Tensor,
+                reference_points: Tensor,
+                spatial_shapes: Tensor,
+                level_start_index: Tensor,
+                query_pos: Optional[Tensor] = None,
+                prev_bev: Optional[Tensor] = None,
+                prev_valid: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            query (Tensor): (bs, num_query, C) current BEV queries (no positional encoding);
+                also the residual identity.
+            reference_points (Tensor): (bs, num_query, num_levels, 2) normalized (x, y).
+            spatial_shapes (Tensor): (num_levels, 2) long (H, W) of the BEV; the H*W sum to
+                num_query.
+            level_start_index (Tensor): (num_levels,) long.
+            query_pos (Tensor, optional): (bs, num_query, C) BEV positional encoding.
+            prev_bev (Tensor, optional): (bs, num_query, C) previous BEV already aligned to the
+                current frame; None means no sample has one.
+            prev_valid (Tensor, optional): (bs,) bool, which samples' ``prev_bev`` is real
+                (default: all, when ``prev_bev`` is given).
+
+        Returns:
+            Tensor: (bs, num_query, C).
+        """
+        bs, num_query, channels = query.shape
+        if channels != self.embed_dims:
+            raise ValueError(f'TemporalSelfAttention: query must be (bs, num_query, '
+                             f'{self.embed_dims}), got {tuple(query.shape)}')
+        if reference_points.shape != (bs, num_query, self.num_levels, 2):
+            raise ValueError(f'TemporalSelfAttention: reference_points must be ({bs}, {num_query}, '
+                             f'{self.num_levels}, 2), got {tuple(reference_points.shape)}')
+        if int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum()) != num_query:
+            raise ValueError(f'TemporalSelfAttention: spatial_shapes {spatial_shapes.tolist()} '
+                             f'do not cover the {num_query} BEV queries')
+        identity = query
+        if prev_bev is None:
+            prev = query
+        else:
+            if prev_bev.shape != query.shape:
+                raise ValueError(f'TemporalSelfAttention: prev_bev must be {tuple(query.shape)}, '
+                                 f'got {tuple(prev_bev.shape)}')
+            prev = prev_bev.to(query.dtype)
+            if prev_valid is not None:
+                if prev_valid.shape != (bs, ):
+                    raise ValueError(f'TemporalSelfAttention: prev_valid must be ({bs},), got '
+                                     f'{tuple(prev_valid.shape)}')
+                prev = torch.where(prev_valid.to(torch.bool)[:, None, None], prev, query)
+        query_with_pos = query if query_pos is None else query + query_pos
+
+        queue = self.num_bev_queue
+        heads, levels, points = self.num_heads, self.num_levels, self.num_points
+        # (bs, queue, num_query, C) -> (bs * queue, ...): sample-major, member-minor.
+        value = self.value_proj(torch.stack((prev, query), dim=1))
+        value = value.reshape(bs * queue, num_query, heads, channels // heads)
+
+        offset_input = torch.cat((prev, query_with_pos), dim=-1)
+        offsets = self.sampling_offsets(offset_input).view(bs, num_query, heads, queue, levels,
+                                                           points, 2)
+        weights = self.attention_weights(offset_input).view(bs, num_query, heads, queue,
+                                                            levels * points)
+        weights = weights.softmax(-1).view(bs, num_query, heads, queue, levels, points)
+        offsets = offsets.permute(0, 3, 1, 2, 4, 5, 6).reshape(bs * queue, num_query, heads,
+                                                               levels, points, 2)
+        weights = weights.permute(0, 3, 1, 2, 4, 5).reshape(bs * queue, num_query, heads, levels,
+                                                            points)
+        # Offsets are in cells of each level: divide by (W, H); locations in fp32 (autocast).
+        normalizer = spatial_shapes.flip(-1).float()
+        ref = reference_points.float().repeat_interleave(queue, dim=0)  # same grid for both
+        locations = (ref[:, :, None, :, None, :] +
+                     offsets.float() / normalizer[None, None, None, :, None, :])
+        out = multi_scale_deformable_attn(value, spatial_shapes, level_start_index, locations,
+                                          weights)
+        out = out.view(bs, queue, num_query, channels).mean(dim=1)
+        return identity + self.dropout(self.output_proj(out))

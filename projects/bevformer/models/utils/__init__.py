@@ -1,0 +1,4 @@
+"""Small model utilities."""
+from .grid_mask import GridMask
+
+__all__ = ['GridMask']

@@ -1,0 +1,156 @@
+"""Box geometry against the nuScenes devkit and the real key frame in shared/data."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from nuscenes.eval.common.utils import quaternion_yaw
+from nuscenes.utils.data_classes import Box
+from pyquaternion import Quaternion
+
+from projects.bevformer.geometry.boxes import (box_corners, global_boxes_to_lidar, limit_angle,
+                                               lidar_boxes_to_global, matrix_to_quaternion,
+                                               pose_matrix, quaternion_to_matrix,
+                                               quaternion_to_yaw, yaw_to_quaternion)
+
+SAMPLE_DIR = '/work/shared/data/nuscenes_sample'
+CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
+           'CAM_BACK_RIGHT')
+
+
+@pytest.fixture(scope='module')
+def sample():
+    path = osp.join(SAMPLE_DIR, 'sample.json')
+    if not osp.isfile(path):
+        pytest.skip(f'{path} not available')
+    with open(path) as f:
+        data = json.load(f)
+    boxes = np.array([b['lidar']['bottom_center'] + b['lidar']['size_lwh'] + [b['lidar']['yaw']]
+                      + b['lidar']['velocity'] for b in data['boxes']])
+    lidar2global = np.array(data['ego2global']) @ np.array(data['lidar2ego'])
+    return data, boxes, lidar2global
+
+
+def _random_quaternions(n: int, seed: int = 0) -> np.ndarray:
+    q = np.random.default_rng(seed).normal(size=(n, 4))
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def test_quaternion_matrix_parity_with_pyquaternion():
+    for q in _random_quaternions(20):
+        np.testing.assert_allclose(quaternion_to_matrix(q), Quaternion(q).rotation_matrix,
+                                   atol=1e-12)
+        back = matrix_to_quaternion(Quaternion(q).rotation_matrix)
+        assert back[0] >= 0
+        # q and -q are the same rotation
+        assert min(np.abs(back - q).max(), np.abs(back + q).max()) < 1e-9
+        assert quaternion_to_yaw(q) == pytest.approx(quaternion_yaw(Quaternion(q)), abs=1e-12)
+    # batched shapes are kept
+    assert matrix_to_quaternion(np.tile(np.eye(3), (2, 3, 1, 1))).shape == (2, 3, 4)
+
+
+def test_yaw_quaternion_round_trip():
+    yaw = np.linspace(-np.pi + 1e-6, np.pi, 37)
+    q = yaw_to_quaternion(yaw)
+    assert q.shape == (37, 4) and np.all(q[:, 0] >= 0)
+    np.testing.assert_allclose(quaternion_to_yaw(q), yaw, atol=1e-12)
+    for y, qi in zip(yaw, q):
+        ref = Quaternion(axis=[0, 0, 1], angle=y)
+        assert min(np.abs(qi - ref.elements).max(), np.abs(qi + ref.elements).max()) < 1e-12
+
+
+def test_box_corners_match_devkit_box_corners():
+    rng = np.random.default_rng(1)
+    boxes = np.concatenate([rng.uniform(-30, 30, (6, 3)), rng.uniform(0.3, 8, (6, 3)),
+                            rng.uniform(-np.pi, np.pi, (6, 1))], 1)
+    ours = box_corners(boxes)
+    assert ours.shape == (6, 8, 3)
+    for box, corners in zip(boxes, ours):
+        x, y, z, length, width, height, yaw = box
+        ref = Box([x, y, z + height / 2], [width, length, height],
+                  Quaternion(axis=[0, 0, 1], angle=yaw)).corners().T  # (8, 3)
+        # same corner set (the devkit orders them differently)
+        dist = np.linalg.norm(corners[:, None] - ref[None], axis=-1)
+        assert dist.min(1).max() < 1e-9 and dist.min(0).max() < 1e-9
+        # bottom face first, front (heading) corners 0 and 3
+        np.testing.assert_allclose(corners[:4, 2], z)
+        np.testing.assert_allclose(corners[4:, 2], z + height)
+        front = (corners[0] + corners[3]) / 2 - np.array([x, y, z])
+        np.testing.assert_allclose(front[:2], length / 2 * np.array([np.cos(yaw), np.sin(yaw)]),
+                                   atol=1e-9)
+    # torch gives the same numbers, same dtype and device
+    t = box_corners(torch.from_numpy(boxes).float())
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32
+    np.testing.assert_allclose(t.numpy(), ours, atol=1e-4)
+    with pytest.raises(ValueError, match=r'\(N, >=7\)'):
+        box_corners(np.zeros((3, 6)))
+
+
+def test_lidar_to_global_reproduces_devkit_boxes(sample):
+    data, boxes, lidar2global = sample
+    glob = lidar_boxes_to_global(boxes, lidar2global)
+    ref_center = np.array([b['global']['center'] for b in data['boxes']])
+    ref_rot = np.array([b['global']['rotation_wxyz'] for b in data['boxes']])
+    ref_vel = np.array([b['global']['velocity'] for b in data['boxes']])
+    np.testing.assert_allclose(glob['center'], ref_center, atol=1e-6)
+    np.testing.assert_allclose(glob['size_wlh'],
+                               np.array([b['global']['size_wlh'] for b in data['boxes']]))
+    angles = [abs((Quaternion(a).inverse * Quaternion(b)).angle)
+              for a, b in zip(glob['rotation'], ref_rot)]
+    assert max(angles) < 1e-6
+    assert np.array_equal(np.isnan(glob['velocity']), np.isnan(ref_vel))
+    np.testing.assert_allclose(glob['velocity'], ref_vel, atol=1e-9)  # NaN == NaN here
+    # and back: global -> lidar reproduces the lidar block (velocity loses the small z
+    # component the LiDAR tilt gives it)
+    back = global_boxes_to_lidar(ref_center, glob['size_wlh'], ref_rot, ref_vel, lidar2global)
+    np.testing.assert_allclose(back[:, :6], boxes[:, :6], atol=1e-5)
+    np.testing.assert_allclose(limit_angle(back[:, 6] - boxes[:, 6]), 0, atol=1e-6)
+    finite = ~np.isnan(boxes[:, 7])
+    np.testing.assert_allclose(back[finite, 7:], boxes[finite, 7:], atol=0.02)
+    # 7-column boxes have unknown velocity
+    assert np.isnan(lidar_boxes_to_global(boxes[:, :7], lidar2global)['velocity']).all()
+    with pytest.raises(ValueError, match='lidar2global'):
+        lidar_boxes_to_global(boxes, np.eye(3))
+
+
+def test_lidar2img_projection_matches_global_projection(sample):
+    data, boxes, lidar2global = sample
+    corners_lidar = box_corners(boxes).reshape(-1, 3)
+    corners_global = np.concatenate([
+        Box(b['global']['center'], b['global']['size_wlh'],
+            Quaternion(b['global']['rotation_wxyz'])).corners().T for b in data['boxes']])
+    checked = 0
+    for cam in CAMERAS:
+        c = data['cameras'][cam]
+        cam2img4 = np.eye(4)
+        cam2img4[:3, :3] = np.array(c['cam2img'])
+        lidar2img = cam2img4 @ np.array(c['lidar2cam'])
+        global2img = lidar2img @ np.linalg.inv(lidar2global)
+
+        def project(mat, pts):
+            p = np.concatenate([pts, np.ones((len(pts), 1))], 1) @ mat.T
+            return p[:, :2] / p[:, 2:3], p[:, 2]
+
+        uv_l, depth_l = project(lidar2img, corners_lidar)
+        uv_g, depth_g = project(global2img, corners_global)
+        # the two corner sets are ordered differently: compare each box's corner set
+        for i in range(len(boxes)):
+            sl = slice(8 * i, 8 * i + 8)
+            if depth_l[sl].min() < 1.0:
+                continue
+            inside = (uv_l[sl, 0] > 0) & (uv_l[sl, 0] < 1600) & (uv_l[sl, 1] > 0) & \
+                (uv_l[sl, 1] < 900)
+            if not inside.any():
+                continue
+            dist = np.linalg.norm(uv_l[sl][:, None] - uv_g[sl][None], axis=-1)
+            assert dist.min(1).max() < 0.05, (cam, i, dist.min(1).max())
+            checked += 1
+    assert checked > 30  # most of the 69 boxes are seen by some camera
+
+
+def test_pose_matrix():
+    q = Quaternion(axis=[0.2, -0.1, 1], angle=0.7)
+    mat = pose_matrix([1, 2, 3], q.elements)
+    np.testing.assert_allclose(mat, q.transformation_matrix + np.pad(
+        np.array([[1.0], [2], [3]]), ((0, 1), (3, 0))), atol=1e-12)

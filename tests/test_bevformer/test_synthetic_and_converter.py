@@ -1,0 +1,292 @@
+"""The synthetic nuScenes dataroot loads in the devkit; create_data reproduces its ground truth."""
+import json
+import os
+import os.path as osp
+
+import cv2
+import mmengine
+import numpy as np
+import pytest
+from nuscenes import NuScenes
+from nuscenes.can_bus.can_bus_api import NuScenesCanBus
+from shapely.geometry import Point, Polygon
+
+from projects.bevformer.datasets.nuscenes_converter import CAMERAS, CLASSES, create_nuscenes_infos
+from projects.bevformer.datasets.synthetic_nuscenes import (GROUND_INTENSITY,
+                                                            generate_synthetic_nuscenes)
+from projects.bevformer.geometry.boxes import (box_corners, lidar_boxes_to_global,
+                                               quaternion_to_yaw, yaw_to_quaternion)
+
+SCALE = 0.08  # 128 x 72 images
+
+
+@pytest.fixture(scope='module')
+def dataroot(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('nusc_synth'))
+    summary = generate_synthetic_nuscenes(root, num_scenes=3, frames_per_scene=3,
+                                          objects_per_frame=6, image_scale=SCALE, seed=3,
+                                          verbose=False)
+    paths = create_nuscenes_infos(root, root, version='v1.0-mini', progress=False)
+    nusc = NuScenes(version='v1.0-mini', dataroot=root, verbose=False)
+    return root, summary, paths, nusc
+
+
+def test_devkit_loads_generated_tables(dataroot):
+    root, summary, _, nusc = dataroot
+    assert len(nusc.scene) == 3 and len(nusc.sample) == 9 == summary['num_samples']
+    assert {s['name'] for s in nusc.scene} == {'scene-0061', 'scene-0553', 'scene-0103'}
+    assert len(nusc.sample_annotation) == summary['num_annotations'] >= 9 * 6
+    for name in ('category', 'attribute', 'visibility', 'instance', 'sensor', 'calibrated_sensor',
+                 'ego_pose', 'log', 'scene', 'sample', 'sample_data', 'sample_annotation', 'map'):
+        assert osp.isfile(osp.join(root, 'v1.0-mini', f'{name}.json'))
+    assert osp.isfile(osp.join(root, nusc.map[0]['filename']))
+    width, height = round(1600 * SCALE), round(900 * SCALE)
+    for sample in nusc.sample:
+        assert set(sample['data']) == set(CAMERAS) | {'LIDAR_TOP'}
+        for channel, token in sample['data'].items():
+            sd = nusc.get('sample_data', token)
+            path = osp.join(root, sd['filename'])
+            assert osp.isfile(path), path
+            if channel == 'LIDAR_TOP':
+                pts = np.fromfile(path, np.float32)
+                assert pts.size % 5 == 0 and pts.size > 0
+            else:
+                img = cv2.imread(path)
+                assert img.shape == (height, width, 3)
+                assert (sd['width'], sd['height']) == (width, height)
+                cs = nusc.get('calibrated_sensor', sd['calibrated_sensor_token'])
+                assert np.array(cs['camera_intrinsic'])[0, 0] == pytest.approx(
+                    {'CAM_BACK': 809.2209905677063}.get(channel, 1250) * SCALE, rel=0.03)
+    # every detection class appears, with moving objects (finite velocity) and attributes
+    names = {a['category_name'] for a in nusc.sample_annotation}
+    from nuscenes.eval.detection.utils import category_to_detection_name
+    assert {category_to_detection_name(n) for n in names} >= set(CLASSES)
+    speeds = [np.linalg.norm(nusc.box_velocity(a['token'])[:2])
+              for a in nusc.sample_annotation]
+    assert np.nanmax(speeds) > 2.0 and np.nanmin(speeds) < 0.05
+    with_points = np.mean([a['num_lidar_pts'] > 0 for a in nusc.sample_annotation])
+    assert with_points > 0.8
+    # 2 Hz key frames in µs
+    for scene in nusc.scene:
+        s0 = nusc.get('sample', scene['first_sample_token'])
+        s1 = nusc.get('sample', s0['next'])
+        assert abs(s1['timestamp'] - s0['timestamp'] - 500_000) < 5_000
+
+
+def test_can_bus_and_layout(dataroot):
+    root, summary, _, nusc = dataroot
+    can = NuScenesCanBus(dataroot=root)
+    with open(osp.join(root, 'maps', 'synthetic_layout.json')) as f:
+        layout = json.load(f)
+    for scene in nusc.scene:
+        msgs = can.get_messages(scene['name'], 'pose', print_warnings=False)
+        assert {'accel', 'orientation', 'pos', 'rotation_rate', 'utime', 'vel'} <= set(msgs[0])
+        first = nusc.get('sample', scene['first_sample_token'])
+        assert msgs[0]['utime'] < first['timestamp'] < msgs[-1]['utime']
+        # the ego drives on the drivable area of its scene's layout
+        area = [Polygon(p) for p in layout['scenes'][scene['name']]['drivable_area']]
+        assert area and layout['scenes'][scene['name']]['log_token'] == scene['log_token']
+        sample = first
+        while True:
+            pose = nusc.get('ego_pose', nusc.get('sample_data',
+                                                 sample['data']['LIDAR_TOP'])['ego_pose_token'])
+            assert any(p.contains(Point(pose['translation'][:2])) for p in area)
+            if not sample['next']:
+                break
+            sample = nusc.get('sample', sample['next'])
+
+
+def test_generator_is_deterministic(tmp_path):
+    kwargs = dict(num_scenes=1, frames_per_scene=2, objects_per_frame=3, image_scale=0.04,
+                  seed=7, verbose=False, version='v1.0-mini')
+    generate_synthetic_nuscenes(str(tmp_path / 'a'), **kwargs)
+    generate_synthetic_nuscenes(str(tmp_path / 'b'), **kwargs)
+    for rel in ['v1.0-mini/sample_annotation.json', 'v1.0-mini/ego_pose.json',
+                'maps/synthetic_layout.json']:
+        assert (tmp_path / 'a' / rel).read_bytes() == (tmp_path / 'b' / rel).read_bytes()
+    files = sorted(os.listdir(tmp_path / 'a' / 'samples' / 'CAM_FRONT'))
+    assert (tmp_path / 'a' / 'samples' / 'CAM_FRONT' / files[0]).read_bytes() == \
+        (tmp_path / 'b' / 'samples' / 'CAM_FRONT' / files[0]).read_bytes()
+    other = generate_synthetic_nuscenes(str(tmp_path / 'c'), **{**kwargs, 'seed': 8})
+    assert (tmp_path / 'a' / 'v1.0-mini/sample_annotation.json').read_bytes() != \
+        (tmp_path / 'c' / 'v1.0-mini/sample_annotation.json').read_bytes()
+    assert other['num_samples'] == 2
+
+
+def test_infos_match_devkit_ground_truth(dataroot):
+    root, summary, paths, nusc = dataroot
+    assert set(paths) == {'train', 'val'}
+    infos = {k: mmengine.load(p) for k, p in paths.items()}
+    assert len(infos['train']['data_list']) == 6 and len(infos['val']['data_list']) == 3
+    meta = infos['val']['metainfo']
+    assert meta['version'] == 'v1.0-mini' and meta['classes'] == list(CLASSES)
+    assert meta['cameras'] == list(CAMERAS)
+    assert {i['scene_name'] for i in infos['val']['data_list']} == {'scene-0103'}
+    for split, data in infos.items():
+        last = None
+        for info in data['data_list']:
+            sample = nusc.get('sample', info['token'])
+            assert (info['prev'], info['next'], info['timestamp']) == (
+                sample['prev'], sample['next'], sample['timestamp'])
+            assert info['frame_idx'] == (0 if info['prev'] == '' else last['frame_idx'] + 1)
+            if info['prev']:
+                assert last['token'] == info['prev']
+            last = info
+            lidar_sd = nusc.get('sample_data', sample['data']['LIDAR_TOP'])
+            pose = nusc.get('ego_pose', lidar_sd['ego_pose_token'])
+            np.testing.assert_allclose(info['ego2global'][:3, 3], pose['translation'])
+            np.testing.assert_allclose(info['can_bus'][:3], pose['translation'])
+            np.testing.assert_allclose(info['can_bus'][3:7], pose['rotation'])
+            yaw = quaternion_to_yaw(np.array(pose['rotation'])) % (2 * np.pi)
+            assert info['can_bus'][16] == pytest.approx(yaw)
+            assert info['can_bus'][17] == pytest.approx(np.degrees(yaw))
+            assert info['can_bus'][13] >= 0  # forward speed from the CAN bus
+            assert info['lidar_path'] == lidar_sd['filename']
+            lidar2global = info['ego2global'] @ info['lidar2ego']
+            for cam in CAMERAS:
+                c = info['cams'][cam]
+                cam2img4 = np.eye(4)
+                cam2img4[:3, :3] = c['cam2img']
+                np.testing.assert_allclose(c['lidar2img'], cam2img4 @ c['lidar2cam'])
+                # lidar2cam uses the ego pose at the camera's own timestamp
+                np.testing.assert_allclose(
+                    c['lidar2cam'],
+                    np.linalg.inv(c['ego2global'] @ c['cam2ego']) @ lidar2global, atol=1e-9)
+                sd = nusc.get('sample_data', c['sample_data_token'])
+                cam_pose = nusc.get('ego_pose', sd['ego_pose_token'])
+                np.testing.assert_allclose(c['ego2global'][:3, 3], cam_pose['translation'])
+                assert c['timestamp'] == sd['timestamp'] != info['timestamp']
+            # boxes: one per annotation, back in the global frame they are the annotations
+            anns = [nusc.get('sample_annotation', t) for t in sample['anns']]
+            assert len(info['instances']) == len(anns)
+            by_token = {a['instance_token']: a for a in anns}
+            boxes = np.array([i['bbox_3d'] + i['velocity'] for i in info['instances']])
+            glob = lidar_boxes_to_global(boxes, lidar2global)
+            for k, inst in enumerate(info['instances']):
+                ann = by_token[inst['instance_token']]
+                np.testing.assert_allclose(glob['center'][k], ann['translation'], atol=1e-6)
+                np.testing.assert_allclose(glob['size_wlh'][k], ann['size'], atol=1e-9)
+                assert quaternion_to_yaw(glob['rotation'][k]) == pytest.approx(
+                    quaternion_to_yaw(np.array(ann['rotation'])), abs=1e-3)
+                vel = nusc.box_velocity(ann['token'])[:2]
+                if np.isnan(vel).any():
+                    assert np.isnan(inst['velocity']).all()
+                else:
+                    np.testing.assert_allclose(glob['velocity'][k], vel, atol=0.02)
+                assert inst['num_lidar_pts'] == ann['num_lidar_pts']
+                assert inst['valid_flag'] == (ann['num_lidar_pts'] + ann['num_radar_pts'] > 0)
+                assert inst['label'] == (CLASSES.index(inst['name'])
+                                         if inst['name'] in CLASSES else -1)
+                attr = ann['attribute_tokens']
+                assert inst['attribute'] == (nusc.get('attribute', attr[0])['name']
+                                             if attr else '')
+
+
+def test_lidar_points_fall_in_their_boxes(dataroot):
+    """num_lidar_pts equals the object returns of the .pcd.bin inside each box (LiDAR frame).
+
+    The boxes are yaw-only in the slightly tilted LiDAR frame (roll / pitch dropped, as in
+    real nuScenes infos), so a box's points may stick out by a few cm: 10 cm slack, and
+    up to 5 % of a long box's points may still be outside.
+    """
+    root, _, paths, _ = dataroot
+    matched = total = 0
+    for info in mmengine.load(paths['train'])['data_list']:
+        pts = np.fromfile(osp.join(root, info['lidar_path']), np.float32).reshape(-1, 5)
+        assert (pts[:, 3] == GROUND_INTENSITY).mean() > 0.3  # the ground is scanned too
+        pts = pts[pts[:, 3] != GROUND_INTENSITY, :3]
+        for inst in info['instances']:
+            x, y, z, length, width, height, yaw = inst['bbox_3d']
+            local = pts - np.array([x, y, z])
+            c, s = np.cos(yaw), np.sin(yaw)
+            u, v = c * local[:, 0] + s * local[:, 1], -s * local[:, 0] + c * local[:, 1]
+            eps = 0.1
+            inside = (np.abs(u) <= length / 2 + eps) & (np.abs(v) <= width / 2 + eps) & \
+                (local[:, 2] >= -eps) & (local[:, 2] <= height + eps)
+            n = inst['num_lidar_pts']
+            matched += int(inside.sum() == n)
+            total += 1
+            # long boxes (bus, trailer) lose a few end points to the tilt
+            assert abs(int(inside.sum()) - n) <= 0.05 * n, (inst['name'], inside.sum(), n)
+    assert matched / total > 0.85, (matched, total)
+
+
+@pytest.mark.parametrize('cam', ['CAM_FRONT', 'CAM_BACK_LEFT'])
+def test_rendered_silhouette_matches_lidar2img_projection(cam):
+    """The renderer's ray cast and the converter's lidar2img agree on where a box is."""
+    from projects.bevformer.datasets.synthetic_nuscenes import (LIDAR_TOP, RIG, _CameraModel,
+                                                                _pose, ray_box_intersect)
+    scale = 0.25
+    width, height = 400, 225
+    translation, rotation, f, cx, cy = RIG[cam]
+    intrinsic = np.array([[f * scale, 0, cx * scale], [0, f * scale, cy * scale], [0, 0, 1]])
+    # a level LiDAR (the real one is tilted by ~1 deg, which yaw-only boxes cannot follow)
+    cam2ego = _pose(translation, rotation)
+    lidar2ego = _pose(LIDAR_TOP[0], yaw_to_quaternion(-np.pi / 2))
+    model = _CameraModel(width, height, intrinsic, cam2ego)
+    # a box 12 m along the camera's optical axis, in the LiDAR frame (x, y, z_bottom, l, w, h, yaw)
+    axis_ego = cam2ego[:3, :3] @ np.array([0.3, 0.1, 1.0])
+    centre_ego = cam2ego[:3, 3] + 12 * axis_ego / np.linalg.norm(axis_ego)
+    centre_ego[2] = 0.0
+    bottom_lidar = np.linalg.inv(lidar2ego) @ np.append(centre_ego, 1.0)
+    box = np.array([[*bottom_lidar[:3], 4.5, 1.9, 1.6, 0.7]])
+    glob = lidar_boxes_to_global(box, lidar2ego)  # ego == global here
+    t, *_ = ray_box_intersect(model.origin_ego, model.dirs_ego, glob['center'][0],
+                              float(quaternion_to_yaw(glob['rotation'][0])),
+                              glob['size_wlh'][0][[1, 0, 2]] / 2)
+    rendered = np.isfinite(t).reshape(height, width)
+    # the converter's lidar2img (ego pose = identity)
+    cam2img4 = np.eye(4)
+    cam2img4[:3, :3] = intrinsic
+    lidar2img = cam2img4 @ np.linalg.inv(cam2ego) @ lidar2ego
+    corners = box_corners(box)[0]
+    p = np.concatenate([corners, np.ones((8, 1))], 1) @ lidar2img.T
+    assert (p[:, 2] > 0).all()
+    uv = p[:, :2] / p[:, 2:3]
+    hull = cv2.convexHull(np.round(uv * 16).astype(np.int32))
+    projected = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(projected, hull, 1, shift=4)
+    inter = (rendered & (projected > 0)).sum()
+    union = (rendered | (projected > 0)).sum()
+    assert rendered.sum() > 500
+    assert inter / union > 0.94, inter / union  # pixel-centre vs polygon fill at the edges
+    # a 20 cm error (e.g. centre vs bottom in z) would be visible
+    shifted = box.copy()
+    shifted[0, 2] += 0.2
+    q = np.concatenate([box_corners(shifted)[0], np.ones((8, 1))], 1) @ lidar2img.T
+    moved = np.zeros_like(projected)
+    cv2.fillConvexPoly(moved, cv2.convexHull(np.round(q[:, :2] / q[:, 2:3] * 16).astype(
+        np.int32)), 1, shift=4)
+    assert (rendered & (moved > 0)).sum() / (rendered | (moved > 0)).sum() < inter / union - 0.03
+
+
+def test_test_split_and_bad_input(tmp_path, dataroot):
+    root = str(tmp_path / 'test')
+    generate_synthetic_nuscenes(root, num_scenes=1, frames_per_scene=2, objects_per_frame=3,
+                                image_scale=0.04, version='v1.0-test', verbose=False)
+    paths = create_nuscenes_infos(root, root, version='v1.0-test', extra_tag='synth',
+                                  progress=False)
+    assert list(paths) == ['test'] and paths['test'].endswith('synth_infos_test.pkl')
+    data = mmengine.load(paths['test'])['data_list']
+    assert len(data) == 2 and all(d['instances'] == [] for d in data)
+    # a missing image is named in the error
+    img = osp.join(root, data[0]['cams']['CAM_BACK']['img_path'])
+    os.rename(img, img + '.bak')
+    try:
+        with pytest.raises(FileNotFoundError, match='CAM_BACK'):
+            create_nuscenes_infos(root, root, version='v1.0-test', progress=False)
+    finally:
+        os.rename(img + '.bak', img)
+    with pytest.raises(FileNotFoundError, match='v1.0-trainval'):
+        create_nuscenes_infos(root, root, version='v1.0-trainval', progress=False)
+    with pytest.raises(ValueError, match='scene names'):
+        generate_synthetic_nuscenes(str(tmp_path / 'x'), num_scenes=11, verbose=False)
+
+
+def test_create_data_cli(tmp_path, dataroot):
+    from tools.create_data import main
+    root = dataroot[0]
+    main(['nuscenes', '--root-path', root, '--version', 'v1.0-mini', '--out-dir',
+          str(tmp_path), '--extra-tag', 'synth'])
+    val = mmengine.load(str(tmp_path / 'synth_infos_val.pkl'))
+    assert len(val['data_list']) == 3
