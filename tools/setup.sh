@@ -13,7 +13,7 @@ WANT=$(cat requirements.txt tools/setup.sh | sha256sum | cut -d' ' -f1)
 say() { echo "[setup] $*"; }
 check() {
   "$VENV/bin/python" - <<'PY'
-import mmcv, mmdet, mmengine, torch, nuscenes, pycocotools  # noqa: F401
+import mmcv, mmdet, mmengine, torch, nuscenes, pycocotools, pkg_resources  # noqa: F401 (mmengine needs pkg_resources)
 from mmcv.ops import MultiScaleDeformableAttention, nms  # fails when mmcv was built without ops
 import mmcv.ops  # noqa: F401
 assert mmcv.__version__ == '2.1.0', mmcv.__version__
@@ -41,13 +41,15 @@ say "1/4 torch ($(req torch))"
 "${PIP[@]}" -q "$(req torch)" "$(req numpy)"
 "$VENV/bin/python" -c "import torch; print('[setup] torch', torch.__version__, 'cuda' if torch.cuda.is_available() else 'cpu')"
 
-say "2/4 build tools (setuptools<70, wheel, ninja) and mmengine"
-"${PIP[@]}" -q 'setuptools<70' wheel ninja "$(req mmengine)"
+say "2/4 mmengine"
+"${PIP[@]}" -q wheel ninja "$(req mmengine)"
 
 if "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
   say "3/4 mmcv 2.1.0 with ops already installed"
 else
   say "3/4 building $(req mmcv) from source with its ops (MMCV_WITH_OPS=1, MAX_JOBS=2; ~7 min the first time)"
+  # mmcv 2.1.0's setup.py needs setuptools<70; step 4 moves it back to the pinned range.
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q 'setuptools<70'
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" -q --no-build-isolation "$(req mmcv)"
   # The build silently skips the ops when torch is missing from the build environment.
   "$VENV/bin/python" -c "import mmcv.ops; from mmcv.ops import MultiScaleDeformableAttention" \

@@ -1,6 +1,6 @@
 """Hand-made info files for the data-layer tests (docs/data_format.md).
 
-- :func:`real_sample_info`: the real nuScenes key frame in ``/work/shared/data/nuscenes_sample``
+- :func:`real_sample_info`: the real nuScenes key frame in ``../shared/data/nuscenes_sample``
   as one info entry (images 1600x900 in that folder).
 - :func:`write_synthetic_infos`: a few tiny scenes with small random images written to a
   temporary dataroot; every frame has a camera rig looking in six directions.
@@ -18,7 +18,7 @@ from projects.bevformer.datasets import CAMERAS, CLASSES
 from projects.bevformer.geometry.boxes import matrix_to_quaternion
 from projects.bevformer.geometry.camera import compose_lidar2img
 
-REAL_SAMPLE_DIR = '/work/shared/data/nuscenes_sample'
+from tests.shared_data import REAL_SAMPLE_DIR  # noqa: E402
 
 
 def can_bus_from_pose(ego2global: np.ndarray) -> np.ndarray:

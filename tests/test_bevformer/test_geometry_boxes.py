@@ -14,7 +14,7 @@ from projects.bevformer.geometry.boxes import (box_corners, global_boxes_to_lida
                                                pose_matrix, quaternion_to_matrix,
                                                quaternion_to_yaw, yaw_to_quaternion)
 
-SAMPLE_DIR = '/work/shared/data/nuscenes_sample'
+from tests.shared_data import REAL_SAMPLE_DIR as SAMPLE_DIR
 CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
            'CAM_BACK_RIGHT')
 

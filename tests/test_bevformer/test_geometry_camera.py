@@ -13,7 +13,9 @@ from projects.bevformer.geometry.camera import (apply_image_affine, cam2img_to_4
                                                 image_affine, project_points, scale_lidar2img,
                                                 visibility_mask)
 
-SAMPLE = '/work/shared/data/nuscenes_sample/sample.json'
+from tests.shared_data import REAL_SAMPLE_DIR
+
+SAMPLE = osp.join(REAL_SAMPLE_DIR, 'sample.json')
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,6 @@
 # The synthetic shapes dataset (tools/create_synthetic_coco.py), COCO format, evaluated
 # with mmdet's CocoMetric. Images are 128-256 px; they are resized so the longer side
-# is 256 and flipped at random in training.
+# is 160 (CPU-sized) and flipped at random in training.
 dataset_type = 'SyntheticCocoDataset'
 data_root = 'data/synthetic_coco/'
 backend_args = None
@@ -9,12 +9,12 @@ train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='Resize', scale=(256, 256), keep_ratio=True),
+    dict(type='Resize', scale=(160, 160), keep_ratio=True),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(256, 256), keep_ratio=True),
+    dict(type='Resize', scale=(160, 160), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))

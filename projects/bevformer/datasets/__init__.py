@@ -5,7 +5,7 @@ imported where needed.)
 """
 from .nuscenes_dataset import CAMERAS, CLASSES, InfoFormatError, NuScenesBEVDataset
 from .samplers import ContiguousVideoSampler, contiguous_blocks
-from .transforms import (FilterBEVInstances, LoadMultiViewImages, MultiViewCrop,
+from .transforms import (FilterBEVInstances, LoadBEVSegLabels, LoadMultiViewImages, MultiViewCrop,
                          MultiViewNormalize, MultiViewPad, MultiViewPhotoMetricDistortion,
                          MultiViewResize, PackBEVInputs)
 
@@ -13,5 +13,5 @@ __all__ = [
     'NuScenesBEVDataset', 'InfoFormatError', 'CLASSES', 'CAMERAS', 'ContiguousVideoSampler',
     'contiguous_blocks', 'LoadMultiViewImages', 'MultiViewPhotoMetricDistortion',
     'MultiViewResize', 'MultiViewCrop', 'MultiViewNormalize', 'MultiViewPad',
-    'FilterBEVInstances', 'PackBEVInputs'
+    'FilterBEVInstances', 'PackBEVInputs', 'LoadBEVSegLabels'
 ]

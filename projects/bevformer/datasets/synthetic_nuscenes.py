@@ -34,7 +34,7 @@ import numpy as np
 CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
            'CAM_BACK_RIGHT')
 
-# The nuScenes rig of log n015-2018-07-24-11-22-45 (see /work/shared/facts/nuscenes.md):
+# The nuScenes rig of log n015-2018-07-24-11-22-45 (the team's facts sheet on nuScenes):
 # channel -> (translation sensor->ego, rotation (w, x, y, z), f, cx, cy) at 1600x900.
 RIG = {
     'CAM_FRONT': ((1.70079118954, 0.0159456324149, 1.51095763913),

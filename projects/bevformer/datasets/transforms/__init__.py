@@ -1,4 +1,5 @@
 """Multi-view transforms (registered in mmdet's TRANSFORMS on import)."""
+from .bev_seg_labels import LoadBEVSegLabels
 from .formatting import PackBEVInputs
 from .geometric import MultiViewCrop, MultiViewPad, MultiViewResize
 from .instances import FilterBEVInstances
@@ -7,5 +8,5 @@ from .photometric import MultiViewNormalize, MultiViewPhotoMetricDistortion
 
 __all__ = [
     'LoadMultiViewImages', 'MultiViewPhotoMetricDistortion', 'MultiViewResize', 'MultiViewCrop',
-    'MultiViewNormalize', 'MultiViewPad', 'FilterBEVInstances', 'PackBEVInputs'
+    'MultiViewNormalize', 'MultiViewPad', 'FilterBEVInstances', 'PackBEVInputs', 'LoadBEVSegLabels'
 ]

@@ -13,6 +13,7 @@ DEFAULT_META_KEYS = (
     'token', 'scene_token', 'scene_name', 'frame_idx', 'timestamp', 'sample_idx', 'prev_exists',
     'lidar2img', 'cam2img', 'lidar2cam', 'img_shape', 'ori_shape', 'pad_shape', 'scale_factor',
     'lidar2ego', 'ego2global', 'lidar2global', 'can_bus', 'img_paths', 'cam_names')
+DEFAULT_DATA_KEYS = ('gt_bev_seg', )
 
 
 @TRANSFORMS.register_module()
@@ -28,10 +29,15 @@ class PackBEVInputs(BaseTransform):
 
     Args:
         meta_keys (sequence of str): keys copied into the data sample's metainfo.
+        data_keys (sequence of str): keys that, when present, become data fields of the
+            sample (numpy arrays as Tensors), e.g. ``gt_bev_seg`` (num_classes, H, W) from
+            ``LoadBEVSegLabels``.
     """
 
-    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS,
+                 data_keys: Sequence[str] = DEFAULT_DATA_KEYS) -> None:
         self.meta_keys = tuple(meta_keys)
+        self.data_keys = tuple(data_keys)
 
     def transform(self, results: dict) -> dict:
         img = results['img']
@@ -51,6 +57,11 @@ class PackBEVInputs(BaseTransform):
             sample.gt_instances_3d = InstanceData(
                 bboxes_3d=torch.from_numpy(boxes),
                 labels_3d=torch.as_tensor(np.asarray(results['gt_labels_3d']), dtype=torch.long))
+        for key in self.data_keys:
+            if key in results:
+                value = results[key]
+                sample.set_field(torch.from_numpy(np.ascontiguousarray(value))
+                                 if isinstance(value, np.ndarray) else value, key)
         meta = {}
         for key in self.meta_keys:
             if key in results:
@@ -63,4 +74,5 @@ class PackBEVInputs(BaseTransform):
         return dict(inputs=dict(img=img), data_samples=sample)
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
+        return (f'{self.__class__.__name__}(meta_keys={self.meta_keys}, '
+                f'data_keys={self.data_keys})')

@@ -1,6 +1,9 @@
-"""3D detection heads on the BEV feature B_t."""
+"""Task heads on the BEV feature B_t: 3D detection, BEV map segmentation."""
+from .bev_seg_head import BEVSegHead
 from .bev_detection_decoder import BEVDetectionDecoder, refine_reference_points_3d
 from .bev_nms import bev_nms
 from .bevformer_head import BEVFormerHead
 
-__all__ = ['BEVDetectionDecoder', 'BEVFormerHead', 'bev_nms', 'refine_reference_points_3d']
+__all__ = [
+    'BEVSegHead', 'BEVDetectionDecoder', 'BEVFormerHead', 'bev_nms', 'refine_reference_points_3d'
+]

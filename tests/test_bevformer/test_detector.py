@@ -1,0 +1,212 @@
+"""The BEVFormer detector on a tiny model and a tiny synthetic dataroot:
+B_t is batch-independent, uses the history, is the same whether the history comes from
+a queue or is carried in video test mode; loss / predict / AMP / checkpointing work."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+
+import projects.bevformer  # noqa: F401
+from mmdet.registry import DATASETS, MODELS
+from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = osp.join(REPO, 'configs/bevformer/bevformer_quickstart_synthetic.py')
+
+
+def tiny_cfg(data_root: str) -> Config:
+    """The quickstart config shrunk to seconds: 8x8 BEV, 32-d, 1 + 2 layers, 20 queries."""
+    cfg = Config.fromfile(QUICKSTART)
+    dims = 32
+    cfg.merge_from_dict({
+        'model.img_backbone.base_channels': 8,
+        'model.img_backbone.stem_channels': 8,
+        'model.img_neck.in_channels': [32, 64],
+        'model.img_neck.out_channels': dims,
+        'model.bev_encoder.bev_h': 8,
+        'model.bev_encoder.bev_w': 8,
+        'model.bev_encoder.embed_dims': dims,
+        'model.bev_encoder.num_layers': 1,
+        'model.bev_encoder.layer_cfg.self_attn_cfg.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.cross_attn_cfg.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.cross_attn_cfg.deformable_attention.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.ffn_cfg.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.ffn_cfg.feedforward_channels': 2 * dims,
+        'model.heads.det.embed_dims': dims,
+        'model.heads.det.num_query': 20,
+        'model.heads.det.bev_h': 8,
+        'model.heads.det.bev_w': 8,
+        'model.heads.det.decoder.num_layers': 2,
+        'model.heads.det.decoder.layer_cfg.self_attn_cfg.embed_dims': dims,
+        'model.heads.det.decoder.layer_cfg.cross_attn_cfg.embed_dims': dims,
+        'model.heads.det.decoder.layer_cfg.ffn_cfg.embed_dims': dims,
+        'model.heads.det.decoder.layer_cfg.ffn_cfg.feedforward_channels': 2 * dims,
+        'model.heads.det.bbox_coder.max_num': 20,
+    })
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    for ev in ('val_evaluator', 'test_evaluator'):
+        cfg[ev].data_root = data_root
+        cfg[ev].ann_file = osp.join(data_root, 'nuscenes_infos_val.pkl')
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('tiny_nuscenes'))
+    make_synthetic_dataroot(root, num_scenes=2, frames_per_scene=4)
+    return root
+
+
+@pytest.fixture(scope='module')
+def cfg(data_root):
+    init_default_scope('mmdet')
+    return tiny_cfg(data_root)
+
+
+def build_model(cfg: Config, seed: int = 0):
+    torch.manual_seed(seed)
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.init_weights()
+    return model
+
+
+def batch_of(dataset, indices, model, training=False):
+    data = pseudo_collate([dataset[i] for i in indices])
+    return model.data_preprocessor(data, training)
+
+
+def train_dataset(cfg, queue_length=3):
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    ds_cfg.queue_length = queue_length
+    ds_cfg.queue_sampling = 'consecutive'
+    ds_cfg.filter_empty_gt = False
+    return DATASETS.build(ds_cfg)
+
+
+def test_bev_batch_of_two_equals_two_batches_of_one(cfg):
+    model = build_model(cfg).eval()
+    model.video_test_mode = False
+    ds = train_dataset(cfg, queue_length=3)
+    # Item 0 starts its scene (repeated frames, no history), item 3 has two real
+    # predecessors: the batch mixes both cases and two different geometries.
+    both = batch_of(ds, [0, 3], model)
+    assert both['inputs']['img'].shape[:3] == (2, 3, 6)
+    with torch.no_grad():
+        bev_2 = model.extract_bev(both['inputs']['img'], both['data_samples'])
+        pred_2 = model.predict(both['inputs'], both['data_samples'])
+        for b, idx in enumerate([0, 3]):
+            one = batch_of(ds, [idx], model)
+            bev_1 = model.extract_bev(one['inputs']['img'], one['data_samples'])
+            pred_1 = model.predict(one['inputs'], one['data_samples'])
+            torch.testing.assert_close(bev_2[b:b + 1], bev_1, rtol=1e-4, atol=1e-5)
+            p2, p1 = pred_2[b].pred_instances_3d, pred_1[0].pred_instances_3d
+            torch.testing.assert_close(p2.scores_3d, p1.scores_3d, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(p2.bboxes_3d, p1.bboxes_3d, rtol=1e-4, atol=1e-4)
+    assert bev_2.shape == (2, 8 * 8, 32)
+
+
+def test_history_changes_bev(cfg):
+    model = build_model(cfg).eval()
+    model.video_test_mode = False
+    with_hist = batch_of(train_dataset(cfg, queue_length=2), [3], model)
+    without = batch_of(train_dataset(cfg, queue_length=1), [3], model)
+    assert with_hist['data_samples'][0].metainfo['prev_exists']
+    with torch.no_grad():
+        bev_h = model.extract_bev(with_hist['inputs']['img'], with_hist['data_samples'])
+        bev_0 = model.extract_bev(without['inputs']['img'], without['data_samples'])
+    # The current images are the same: only the temporal self-attention's input differs.
+    torch.testing.assert_close(with_hist['inputs']['img'][:, -1], without['inputs']['img'][:, -1])
+    assert (bev_h - bev_0).abs().max() > 1e-3
+
+
+def test_video_test_mode_carries_the_previous_bev(cfg):
+    """Frames fed one by one in scene order give the B_t of a 2-frame queue, and a scene
+    change resets the history."""
+    model = build_model(cfg).eval()
+    model.video_test_mode = True
+    test_ds = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
+    frames = [test_ds[i] for i in range(len(test_ds))]
+    scenes = [f['data_samples'].metainfo['scene_token'] for f in frames]
+    assert len(set(scenes)) == 1 and len(frames) >= 3  # the val split: one scene
+    with torch.no_grad():
+        model.reset_video_state()
+        carried = []
+        for f in frames[:3]:
+            data = model.data_preprocessor(pseudo_collate([f]), False)
+            carried.append(model.extract_bev(data['inputs']['img'], data['data_samples']))
+        # The same third frame through a 2-frame queue (its predecessor encoded in-call).
+        val_queue_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+        val_queue_cfg.update(queue_length=2, queue_sampling='consecutive', test_mode=False,
+                             filter_empty_gt=False)
+        val_queue = DATASETS.build(val_queue_cfg)
+        q = batch_of(val_queue, [1], model)
+        model.video_test_mode = False
+        queued = model.extract_bev(q['inputs']['img'], q['data_samples'])
+        torch.testing.assert_close(carried[1], queued, rtol=1e-4, atol=1e-5)
+        # A frame of another scene does not use the carried (val-scene) BEV.
+        single = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
+                                     queue_length=1, test_mode=True))
+        first = batch_of(single, [1], model)
+        assert first['data_samples'][0].metainfo['scene_token'] != scenes[0]
+        model.video_test_mode = True
+        after = model.extract_bev(first['inputs']['img'], first['data_samples'])
+        model.video_test_mode = False
+        fresh = model.extract_bev(first['inputs']['img'], first['data_samples'])
+        torch.testing.assert_close(after, fresh)
+
+
+def test_loss_and_backward_batch_2_queue_3(cfg):
+    model = build_model(cfg).train()
+    ds = train_dataset(cfg, queue_length=3)
+    data = batch_of(ds, [2, 3], model, training=True)
+    assert data['inputs']['img'].shape[:2] == (2, 3)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {'loss_cls', 'loss_bbox', 'd0.loss_cls', 'd0.loss_bbox'} <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    # The current frame's path trains the backbone, encoder and head; the history frames
+    # are encoded without gradients, so nothing else should be needed.
+    for name in ('img_backbone.conv1.weight', 'bev_encoder.bev_embedding.weight',
+                 'heads.det.query_embedding.weight'):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_bf16_autocast_forward_on_cpu(cfg):
+    model = build_model(cfg).train()
+    data = batch_of(train_dataset(cfg, queue_length=2), [2], model, training=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total.float())
+    total.backward()
+
+
+def test_head_loss_weights_scale_losses(cfg):
+    cfg2 = copy.deepcopy(cfg)
+    cfg2.model.head_loss_weights = dict(det=0.5)
+    ds = train_dataset(cfg, queue_length=1)
+    m1, m2 = build_model(cfg, seed=1).eval(), build_model(cfg2, seed=1).eval()
+    data = batch_of(ds, [1], m1)
+    with torch.no_grad():
+        l1 = m1.loss(data['inputs'], data['data_samples'])
+        l2 = m2.loss(data['inputs'], data['data_samples'])
+    torch.testing.assert_close(l2['loss_cls'], 0.5 * l1['loss_cls'])
+    with pytest.raises(KeyError, match='unknown heads'):
+        bad = copy.deepcopy(cfg)
+        bad.model.head_loss_weights = dict(seg=1.0)
+        MODELS.build(bad.model)
+
+
+def test_bad_input_shape_is_named(cfg):
+    model = build_model(cfg).eval()
+    with pytest.raises(ValueError, match=r'\(B, T, N_cam, 3, H, W\)'):
+        model.extract_bev(torch.zeros(1, 6, 3, 32, 32), [])
