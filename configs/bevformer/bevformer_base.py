@@ -36,4 +36,6 @@ test_dataloader = val_dataloader
 # The backbone starts from FCOS3D's R101-DCN (as DETR3D / BEVFormer):
 # put it at ckpts/r101_dcn_fcos3d_pretrain.pth.
 load_from = 'ckpts/r101_dcn_fcos3d_pretrain.pth'
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    visualization=dict(type='BEVVisualizationHook'))  # tools/test.py --show-dir

@@ -67,7 +67,7 @@ test_dataloader = val_dataloader
 
 # A short iteration-based schedule: AdamW 1e-3 (nothing is pretrained, so no backbone
 # multiplier), warm-up then cosine.
-max_iters = 600
+max_iters = 300
 optim_wrapper = dict(
     optimizer=dict(lr=1e-3, weight_decay=0.01),
     paramwise_cfg=dict(_delete_=True, custom_keys=dict()))
@@ -79,6 +79,7 @@ param_scheduler = [
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 default_hooks = dict(
+    visualization=dict(type='BEVVisualizationHook'),
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)

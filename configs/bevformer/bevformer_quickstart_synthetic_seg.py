@@ -7,3 +7,5 @@ model = dict(
     head_loss_weights=dict(_delete_=True, seg=1.0))
 val_evaluator = dict(_delete_=True, type='BEVSegMetric', classes={{_base_.seg_classes}})
 test_evaluator = val_evaluator
+# Every frame has a map label: keep the frames without boxes too.
+train_dataloader = dict(dataset=dict(filter_empty_gt=False))

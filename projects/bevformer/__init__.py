@@ -2,4 +2,4 @@
 Importing this package registers its modules into mmdet's registries."""
 import projects.deformable_detr  # noqa: F401  (bevformer builds on it; never the reverse)
 
-from . import datasets, evaluation, models, structures  # noqa: F401
+from . import datasets, evaluation, models, structures, visualization  # noqa: F401

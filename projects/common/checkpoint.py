@@ -46,7 +46,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     'mean')`` and so on. A general ``getattr`` would let a crafted file reach any attribute
     of an allowed type (``ndarray.tofile`` writes files), so only those lookups pass.
     """
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # The built-in statistics are registered lazily (on the first HistoryBuffer), so in a
+    # fresh process the registry may still be empty: name them explicitly.
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'checkpoint asks for getattr({obj!r}, {name!r}), which is not allowed')

@@ -1,8 +1,7 @@
 """The BEVFormer detector on a tiny model and a tiny synthetic dataroot:
 B_t is batch-independent, uses the history, is the same whether the history comes from
-a queue or is carried in video test mode; loss / predict / AMP / checkpointing work."""
+a queue or is carried in video test mode; loss / predict / AMP work."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -13,48 +12,7 @@ from mmengine.registry import init_default_scope
 import projects.bevformer  # noqa: F401
 from mmdet.registry import DATASETS, MODELS
 from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(REPO, 'configs/bevformer/bevformer_quickstart_synthetic.py')
-
-
-def tiny_cfg(data_root: str) -> Config:
-    """The quickstart config shrunk to seconds: 8x8 BEV, 32-d, 1 + 2 layers, 20 queries."""
-    cfg = Config.fromfile(QUICKSTART)
-    dims = 32
-    cfg.merge_from_dict({
-        'model.img_backbone.base_channels': 8,
-        'model.img_backbone.stem_channels': 8,
-        'model.img_neck.in_channels': [32, 64],
-        'model.img_neck.out_channels': dims,
-        'model.bev_encoder.bev_h': 8,
-        'model.bev_encoder.bev_w': 8,
-        'model.bev_encoder.embed_dims': dims,
-        'model.bev_encoder.num_layers': 1,
-        'model.bev_encoder.layer_cfg.self_attn_cfg.embed_dims': dims,
-        'model.bev_encoder.layer_cfg.cross_attn_cfg.embed_dims': dims,
-        'model.bev_encoder.layer_cfg.cross_attn_cfg.deformable_attention.embed_dims': dims,
-        'model.bev_encoder.layer_cfg.ffn_cfg.embed_dims': dims,
-        'model.bev_encoder.layer_cfg.ffn_cfg.feedforward_channels': 2 * dims,
-        'model.heads.det.embed_dims': dims,
-        'model.heads.det.num_query': 20,
-        'model.heads.det.bev_h': 8,
-        'model.heads.det.bev_w': 8,
-        'model.heads.det.decoder.num_layers': 2,
-        'model.heads.det.decoder.layer_cfg.self_attn_cfg.embed_dims': dims,
-        'model.heads.det.decoder.layer_cfg.cross_attn_cfg.embed_dims': dims,
-        'model.heads.det.decoder.layer_cfg.ffn_cfg.embed_dims': dims,
-        'model.heads.det.decoder.layer_cfg.ffn_cfg.feedforward_channels': 2 * dims,
-        'model.heads.det.bbox_coder.max_num': 20,
-    })
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = data_root
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
-    for ev in ('val_evaluator', 'test_evaluator'):
-        cfg[ev].data_root = data_root
-        cfg[ev].ann_file = osp.join(data_root, 'nuscenes_infos_val.pkl')
-    return cfg
+from tests.test_bevformer.tiny_bevformer import tiny_cfg
 
 
 @pytest.fixture(scope='module')

@@ -2,7 +2,6 @@
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -107,15 +106,16 @@ class BEVSegHead(BaseModule):
 
     def _targets(self, batch_data_samples: Sequence, device: torch.device) -> Tensor:
         targets = []
+        expected = (self.num_classes, *self.out_size)
         for ds in batch_data_samples:
+            token = ds.metainfo.get('token', '?')
             if 'gt_bev_seg' not in ds:
-                raise KeyError(f'BEVSegHead: data sample {ds.metainfo.get("token", "?")} has no '
-                               "gt_bev_seg (put LoadBEVSegLabels in the pipeline)")
+                raise KeyError(f'BEVSegHead: data sample {token} has no gt_bev_seg (put '
+                               'LoadBEVSegLabels in the pipeline)')
             gt = torch.as_tensor(ds.gt_bev_seg)
-            expected = (self.num_classes, *self.out_size)
             if tuple(gt.shape) != expected:
-                raise ValueError(f'BEVSegHead: gt_bev_seg of sample {ds.metainfo.get("token", "?")} '
-                                 f'is {tuple(gt.shape)}, expected {expected} (num_classes, '
+                raise ValueError(f'BEVSegHead: gt_bev_seg of sample {token} is '
+                                 f'{tuple(gt.shape)}, expected {expected} (num_classes, '
                                  'bev_h * upsample_factor, bev_w * upsample_factor)')
             targets.append(gt)
         return torch.stack(targets).to(device=device, dtype=torch.float32)

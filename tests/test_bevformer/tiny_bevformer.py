@@ -1,0 +1,46 @@
+"""A seconds-sized BEVFormer config for tests, derived from the quickstart config."""
+import os.path as osp
+
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = osp.join(REPO, 'configs/bevformer/bevformer_quickstart_synthetic.py')
+
+
+def tiny_cfg(data_root: str) -> Config:
+    """The quickstart config shrunk to seconds: 8x8 BEV, 32-d, 1 + 2 layers, 20 queries."""
+    cfg = Config.fromfile(QUICKSTART)
+    dims = 32
+    cfg.merge_from_dict({
+        'model.img_backbone.base_channels': 8,
+        'model.img_backbone.stem_channels': 8,
+        'model.img_neck.in_channels': [32, 64],
+        'model.img_neck.out_channels': dims,
+        'model.bev_encoder.bev_h': 8,
+        'model.bev_encoder.bev_w': 8,
+        'model.bev_encoder.embed_dims': dims,
+        'model.bev_encoder.num_layers': 1,
+        'model.bev_encoder.layer_cfg.self_attn_cfg.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.cross_attn_cfg.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.cross_attn_cfg.deformable_attention.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.ffn_cfg.embed_dims': dims,
+        'model.bev_encoder.layer_cfg.ffn_cfg.feedforward_channels': 2 * dims,
+        'model.heads.det.embed_dims': dims,
+        'model.heads.det.num_query': 20,
+        'model.heads.det.bev_h': 8,
+        'model.heads.det.bev_w': 8,
+        'model.heads.det.decoder.num_layers': 2,
+        'model.heads.det.decoder.layer_cfg.self_attn_cfg.embed_dims': dims,
+        'model.heads.det.decoder.layer_cfg.cross_attn_cfg.embed_dims': dims,
+        'model.heads.det.decoder.layer_cfg.ffn_cfg.embed_dims': dims,
+        'model.heads.det.decoder.layer_cfg.ffn_cfg.feedforward_channels': 2 * dims,
+        'model.heads.det.bbox_coder.max_num': 20,
+    })
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    for ev in ('val_evaluator', 'test_evaluator'):
+        cfg[ev].data_root = data_root
+        cfg[ev].ann_file = osp.join(data_root, 'nuscenes_infos_val.pkl')
+    return cfg
