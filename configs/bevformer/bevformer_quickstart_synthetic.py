@@ -50,19 +50,10 @@ model = dict(
                     ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=2 * embed_dims))),
             bbox_coder=dict(max_num=100))))
 
-train_pipeline = [
-    dict(type='LoadMultiViewImages', to_float32=True),
-    dict(type='FilterBEVInstances', point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]),
-    dict(type='MultiViewNormalize', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-         to_rgb=True),
-    dict(type='MultiViewPad', size_divisor=32),
-    dict(type='PackBEVInputs')
-]
-test_pipeline = train_pipeline
 train_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=True,
-    dataset=dict(pipeline=train_pipeline, queue_length=2))
-val_dataloader = dict(num_workers=2, persistent_workers=True, dataset=dict(pipeline=test_pipeline))
+    dataset=dict(queue_length=2))
+val_dataloader = dict(num_workers=2, persistent_workers=True)
 test_dataloader = val_dataloader
 
 # A short iteration-based schedule: AdamW 1e-3 (nothing is pretrained, so no backbone

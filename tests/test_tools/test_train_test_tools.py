@@ -97,8 +97,8 @@ class DumpWeightDigestHook(Hook):
 
     def _dump(self, runner, when):
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        digest = {k: float(v.double().sum()) for k, v in model.state_dict().items()
-                  if v.is_floating_point()}
+        # Parameters, not buffers: BN running stats are per rank (broadcast_buffers=False).
+        digest = {k: float(v.detach().double().sum()) for k, v in model.named_parameters()}
         path = os.path.join(runner.work_dir, f'digest_{when}_rank{runner.rank}.json')
         with open(path, 'w') as f:
             json.dump(dict(world_size=runner.world_size, digest=digest), f)
@@ -113,11 +113,14 @@ class DumpWeightDigestHook(Hook):
 
 def test_dist_train_two_cpu_processes(coco_root, tmp_path):
     (tmp_path / 'digest_hook.py').write_text(HOOK_SRC)
+    config = tmp_path / 'with_digest.py'
+    config.write_text(f"_base_ = '{CONFIG}'\n"
+                      "custom_imports = dict(imports=['projects.deformable_detr', 'digest_hook'],"
+                      " allow_failed_imports=False)\n"
+                      "custom_hooks = [dict(type='DumpWeightDigestHook')]\n")
     work = str(tmp_path / 'work')
-    out = _run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options',
-                *_small_options(coco_root, 2), 'train_dataloader.batch_size=1',
-                "custom_imports.imports=[projects.deformable_detr,digest_hook]",
-                "custom_hooks=[{type:DumpWeightDigestHook}]"],
+    out = _run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', work,
+                '--cfg-options', *_small_options(coco_root, 2), 'train_dataloader.batch_size=1'],
                env=dict(PORT=str(_free_port()), PYTHON=sys.executable,
                         PYTHONPATH=f'{REPO}:{tmp_path}'))
     assert osp.isfile(osp.join(work, 'iter_2.pth')), out[-3000:]

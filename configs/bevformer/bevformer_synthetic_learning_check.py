@@ -1,0 +1,24 @@
+# The learning check: the quickstart model on a larger synthetic dataroot with a longer
+# schedule (about an hour on a 2-core CPU). Data:
+#   python tools/create_synthetic_nuscenes.py --root data/nuscenes_synthetic_large \
+#       --version v1.0-trainval --num-scenes 30 --num-val-scenes 4 --frames-per-scene 12
+#   python tools/create_data.py nuscenes --root-path data/nuscenes_synthetic_large \
+#       --version v1.0-trainval --out-dir data/nuscenes_synthetic_large
+_base_ = './bevformer_quickstart_synthetic.py'
+
+data_root = 'data/nuscenes_synthetic_large/'
+train_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl',
+                     version='v1.0-trainval')
+test_evaluator = val_evaluator
+
+max_iters = 1200
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min_ratio=1e-2)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=400)
+default_hooks = dict(checkpoint=dict(interval=200))
