@@ -410,7 +410,7 @@ def test_seg_configs_load_and_build(name):
 
 def tiny_joint_cfg(data_root: str) -> Config:
     """The joint synthetic config at test size (the detector test's shrunk quickstart)."""
-    from tests.test_bevformer.test_detector import tiny_cfg
+    from tests.test_bevformer.tiny_bevformer import tiny_cfg
     joint = Config.fromfile(osp.join(REPO, 'configs/bevformer',
                                      'bevformer_quickstart_synthetic_det_seg.py'))
     cfg = tiny_cfg(data_root)
