@@ -41,5 +41,5 @@ say "testing $CKPT"
 
 say "drawing predictions on two validation samples"
 "$PY" tools/analysis/visualize.py --info "$DATA_ROOT/nuscenes_infos_val.pkl" --data-root "$DATA_ROOT" \
-    --pred "$WORK_DIR/results.pkl" --out-dir "$WORK_DIR/vis" --num 2 --score-thr 0.3
+    --pred "$WORK_DIR/results.pkl" --out-dir "$WORK_DIR/vis" --num 2 --score-thr 0.2
 say "done: metrics above, submission JSON in $WORK_DIR/submission, pictures in $WORK_DIR/vis"
