@@ -40,7 +40,7 @@ say "testing $CKPT"
 "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR" --out "$WORK_DIR/results.pkl" \
     --cfg-options "${DATA_OPTS[@]}" test_evaluator.jsonfile_prefix="$WORK_DIR/submission"
 
-say "drawing predictions on two validation samples"
+say "drawing the 15 best predictions on two validation samples"
 "$PY" tools/analysis/visualize.py --info "$DATA_ROOT/nuscenes_infos_val.pkl" --data-root "$DATA_ROOT" \
-    --pred "$WORK_DIR/results.pkl" --out-dir "$WORK_DIR/vis" --num 2 --score-thr 0.2
+    --pred "$WORK_DIR/results.pkl" --out-dir "$WORK_DIR/vis" --num 2 --score-thr 0 --topk 15
 say "done: metrics above, submission JSON in $WORK_DIR/submission, pictures in $WORK_DIR/vis"

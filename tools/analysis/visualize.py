@@ -29,6 +29,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--pred', help='predictions pickle from tools/test.py --out')
     parser.add_argument('--num', type=int, default=None, help='at most this many samples')
     parser.add_argument('--score-thr', type=float, default=0.3, help='prediction score cut')
+    parser.add_argument('--topk', type=int, default=None,
+                        help='at most this many best-scoring predictions per sample')
     parser.add_argument('--no-gt', action='store_true', help='do not draw the GT boxes')
     parser.add_argument('--token', nargs='+', help='only these sample tokens')
     parser.add_argument('--bev-range', type=float, default=51.2, help='BEV half-size (m)')
@@ -39,7 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     args = parse_args(argv)
     paths = visualize_infos(args.info, args.data_root, args.out_dir, pred_file=args.pred,
-                            num=args.num, score_thr=args.score_thr, show_gt=not args.no_gt,
+                            num=args.num, score_thr=args.score_thr, topk=args.topk, show_gt=not args.no_gt,
                             tokens=args.token, bev_range=args.bev_range, dpi=args.dpi)
     for path in paths:
         print(path)

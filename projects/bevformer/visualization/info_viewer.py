@@ -26,6 +26,7 @@ def visualize_infos(info_file: str,
                     pred_file: Optional[str] = None,
                     num: Optional[int] = None,
                     score_thr: float = 0.3,
+                    topk: Optional[int] = None,
                     show_gt: bool = True,
                     tokens: Optional[Sequence[str]] = None,
                     bev_range: float = 51.2,
@@ -40,6 +41,8 @@ def visualize_infos(info_file: str,
             given, only samples that have predictions are drawn.
         num (int, optional): draw at most this many samples (in info order).
         score_thr (float): hide predictions scoring below it.
+        topk (int, optional): draw at most the ``topk`` best-scoring predictions per sample
+            (after ``score_thr``); with ``score_thr=0`` it shows an early model's best guesses.
         show_gt (bool): draw the GT boxes (label >= 0).
         tokens (sequence of str, optional): draw only these sample tokens.
         bev_range (float): half-size (m) of the BEV plot.
@@ -80,13 +83,15 @@ def visualize_infos(info_file: str,
         pred = preds.get(token) if preds is not None else None
         pb = ps = pl = None
         if pred is not None:
-            sel = pred['scores_3d'] >= score_thr
+            sel = np.flatnonzero(pred['scores_3d'] >= score_thr)
+            sel = sel[np.argsort(-pred['scores_3d'][sel], kind='stable')][:topk]
             pb, ps, pl = pred['bboxes_3d'][sel], pred['scores_3d'][sel], pred['labels_3d'][sel]
         points = _load_points(osp.join(data_root, info['lidar_path'])
                               if info.get('lidar_path') else '')
         title = (f'{info.get("scene_name", "")} frame {info.get("frame_idx", "?")}  token '
                  f'{token}  GT {0 if gt_boxes is None else len(gt_boxes)}'
-                 + ('' if pb is None else f'  pred {len(pb)} (score >= {score_thr})'))
+                 + ('' if pb is None else f'  pred {len(pb)} (score >= {score_thr}'
+                    + ('' if topk is None else f', top {topk}') + ')'))
         out_file = osp.join(out_dir, f'{token}.png')
         fig = draw_sample(list(imgs), lidar2img, cameras, gt_boxes=gt_boxes, pred_boxes=pb,
                           pred_scores=ps, pred_labels=pl, classes=classes, points=points,
