@@ -168,3 +168,14 @@ def test_bad_input_shape_is_named(cfg):
     model = build_model(cfg).eval()
     with pytest.raises(ValueError, match=r'\(B, T, N_cam, 3, H, W\)'):
         model.extract_bev(torch.zeros(1, 6, 3, 32, 32), [])
+
+
+def test_missing_metainfo_key_is_named(cfg):
+    model = build_model(cfg).eval()
+    model.video_test_mode = False
+    data = batch_of(train_dataset(cfg, queue_length=1), [0], model)
+    meta = dict(data['data_samples'][0].metainfo)
+    del meta['lidar2global']
+    bad = type(data['data_samples'][0])(metainfo=meta)
+    with pytest.raises(KeyError, match=r"has no metainfo key 'lidar2global'"):
+        model.extract_bev(data['inputs']['img'], [bad])

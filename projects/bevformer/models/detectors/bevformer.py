@@ -46,10 +46,11 @@ class _FrameGeometry:
 
     def __init__(self, metas: Sequence[dict], device: torch.device, pad_shape: Tuple[int, int]):
         def stack(key: str, dtype: torch.dtype) -> Tensor:
-            try:
-                arr = np.stack([np.asarray(m[key], dtype=np.float64) for m in metas])
-            except KeyError as err:
-                raise KeyError(f'data sample metainfo lacks {err}; see docs/data_format.md') from None
+            for m in metas:
+                if key not in m:
+                    raise KeyError(f'data sample {m.get("token", "?")} has no metainfo key '
+                                   f'{key!r} (see docs/data_format.md)')
+            arr = np.stack([np.asarray(m[key], dtype=np.float64) for m in metas])
             return torch.as_tensor(arr, dtype=dtype, device=device)
 
         self.lidar2img = stack('lidar2img', torch.float32)

@@ -2,7 +2,7 @@
 
 Each query looks at ``num_points`` learned locations around its reference point in each
 of ``num_levels`` feature maps, per head, and takes a softmax-weighted sum of the
-bilinearly sampled values. The kernel itself lives behind :mod:`.msda_op`.
+bilinearly sampled values. The kernel is :func:`projects.deformable_detr.ops.multi_scale_deformable_attn`.
 """
 import math
 from typing import Optional
@@ -13,7 +13,7 @@ from mmdet.utils import OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from .msda_op import multi_scale_deformable_attn
+from projects.deformable_detr.ops import multi_scale_deformable_attn
 from .reference_points import check_spatial_shapes, deformable_sampling_locations
 
 
