@@ -52,13 +52,9 @@ def real_sample_info() -> dict:
     for i, box in enumerate(sample['boxes']):
         lid = box['lidar']
         npts = box['num_lidar_pts'] + box['num_radar_pts']
-        # sample.json's 'bottom_center' is in fact the geometric centre (the mmdet3d demo
-        # infos store gravity centres): shifted down by h / 2 the boxes sit on the ground in
-        # the images and contain exactly num_lidar_pts points (test_visualization checks it).
-        x, y, z = lid['bottom_center']
-        bottom = [x, y, z - lid['size_lwh'][2] / 2]
+        # sample.json's lidar block is our convention as is (z at the bottom face).
         instances.append(dict(
-            bbox_3d=bottom + list(lid['size_lwh']) + [lid['yaw']],
+            bbox_3d=list(lid['bottom_center']) + list(lid['size_lwh']) + [lid['yaw']],
             velocity=list(lid['velocity']),
             label=CLASSES.index(box['name']) if box['name'] in CLASSES else -1,
             name=box['name'], attribute='', instance_token=f'inst-{i}',
