@@ -1,6 +1,6 @@
 """Hand-made info files for the data-layer tests (docs/data_format.md).
 
-- :func:`real_sample_info`: the real nuScenes key frame in ``../shared/data/nuscenes_sample``
+- :func:`real_sample_info`: the real nuScenes key frame in ``tests/data/nuscenes_sample``
   as one info entry (images 1600x900 in that folder).
 - :func:`write_synthetic_infos`: a few tiny scenes with small random images written to a
   temporary dataroot; every frame has a camera rig looking in six directions.

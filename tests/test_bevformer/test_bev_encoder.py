@@ -16,7 +16,9 @@ from projects.bevformer.models.layers import (BEVFormerEncoder, BEVFormerEncoder
                                               MSDeformableAttention3D, SpatialCrossAttention,
                                               TemporalSelfAttention)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'nuscenes_sample'
+from tests.shared_data import REAL_SAMPLE_DIR
+
+SAMPLE_DIR = Path(REAL_SAMPLE_DIR)
 PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 CAMS = ['CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
         'CAM_BACK_RIGHT']
@@ -243,8 +245,6 @@ def test_spatial_cross_attention_ignores_unseen_queries():
 # ----------------------------------------------------------------------------- encoder
 def _real_lidar2img(scale: float) -> torch.Tensor:
     """(6, 4, 4) lidar2img of the nuScenes fixture for images resized by ``scale``."""
-    if not (SAMPLE_DIR / 'sample.json').is_file():
-        pytest.skip(f'nuScenes sample fixture not found at {SAMPLE_DIR}')
     sample = json.loads((SAMPLE_DIR / 'sample.json').read_text())
     mats = []
     for cam in CAMS:

@@ -12,7 +12,9 @@ from projects.bevformer.geometry.bev import (bev_grid_2d, denormalize_points, pi
 from projects.bevformer.geometry.ego_motion import (align_prev_bev, can_bus_deltas,
                                                     relative_pose)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'nuscenes_sample'
+from tests.shared_data import REAL_SAMPLE_DIR
+
+SAMPLE_DIR = Path(REAL_SAMPLE_DIR)
 PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 
 
@@ -139,8 +141,6 @@ def test_project_points_shape_errors():
 
 
 def _load_sample():
-    if not (SAMPLE_DIR / 'sample.json').is_file():
-        pytest.skip(f'nuScenes sample fixture not found at {SAMPLE_DIR}')
     return json.loads((SAMPLE_DIR / 'sample.json').read_text())
 
 

@@ -1,4 +1,4 @@
-"""Box geometry against the nuScenes devkit and the real key frame in shared/data."""
+"""Box geometry against the nuScenes devkit and the real key frame (tests/data/nuscenes_sample)."""
 import json
 import os.path as osp
 
@@ -21,10 +21,7 @@ CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BA
 
 @pytest.fixture(scope='module')
 def sample():
-    path = osp.join(SAMPLE_DIR, 'sample.json')
-    if not osp.isfile(path):
-        pytest.skip(f'{path} not available')
-    with open(path) as f:
+    with open(osp.join(SAMPLE_DIR, 'sample.json')) as f:
         data = json.load(f)
     boxes = np.array([b['lidar']['bottom_center'] + b['lidar']['size_lwh'] + [b['lidar']['yaw']]
                       + b['lidar']['velocity'] for b in data['boxes']])
