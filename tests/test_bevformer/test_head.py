@@ -156,14 +156,34 @@ def test_nan_velocity_target_only_masks_velocity():
     sample = gt_sample()
     gt = sample.gt_instances_3d
     codes = encode_bboxes_3d(gt.bboxes_3d)
-    labels, _, targets, weights, num_pos = head.get_targets(
+    labels, _, targets, weights, num_pos, assigned = head.get_targets(
         cls[0], torch.zeros(1, NQ, 10), [codes], [gt.labels_3d])
     assert num_pos == 3 and torch.isfinite(targets).all()
     pos = (labels[0] != NUM_CLASSES).nonzero().squeeze(1)
+    assert sorted(assigned[0, pos].tolist()) == [0, 1, 2]
+    assert (assigned[0] >= 0).sum() == 3
     w = weights[0, pos]
     # exactly one (the pedestrian's vy) masked; all other code weights kept
     assert (w == 0).sum() == 1
     assert torch.equal(w.sum(0)[:8], torch.full((8,), 3.0))
+
+
+def test_legacy_nan_velocity_target_drops_the_whole_row():
+    """The original BEVFormer's L1 drops every entry of a row with a non-finite target."""
+    head = build_head(legacy=dict())
+    sample = gt_sample()
+    gt = sample.gt_instances_3d
+    codes = encode_bboxes_3d(gt.bboxes_3d)
+    labels, _, targets, weights, num_pos, assigned = head.get_targets(
+        torch.zeros(1, NQ, NUM_CLASSES), torch.zeros(1, NQ, 10), [codes], [gt.labels_3d])
+    pos = (labels[0] != NUM_CLASSES).nonzero().squeeze(1)
+    w = weights[0, pos]
+    nan_row = (~torch.isfinite(codes)).any(-1)[assigned[0, pos]]
+    assert int(nan_row.sum()) == 1
+    assert torch.equal(w[nan_row], torch.zeros(1, 10))
+    assert torch.equal(w[~nan_row].sum(0), head.code_weights * 2)
+    with pytest.raises(KeyError, match='unknown legacy option'):
+        build_head(legacy=dict(drop_rows=True))
 
 
 def test_predict_shapes_and_range_filter():

@@ -93,3 +93,24 @@ def bev_box_corners(bboxes: Tensor) -> Tensor:
     dy = sy[None] * w[:, None]
     c, s = yaw.cos()[:, None], yaw.sin()[:, None]
     return torch.stack([x[:, None] + c * dx - s * dy, y[:, None] + s * dx + c * dy], dim=-1)
+
+
+def code_from_mmdet3d_v017(codes: Tensor) -> Tensor:
+    """Box codes of the original BEVFormer (mmdet3d v0.17 boxes) <-> ours.
+
+    The original regresses ``(cx, cy, log w, log l, cz, log h, sin a, cos a, vx, vy)`` with
+    ``a = -yaw - pi / 2`` (see :func:`~projects.bevformer.geometry.boxes.boxes_from_mmdet3d_v017`);
+    since ``sin yaw = -cos a`` and ``cos yaw = -sin a``, ours is a signed permutation of it:
+    swap the log sizes, and ``(sin yaw, cos yaw) = (-cos a, -sin a)``. The map is linear and
+    its own inverse, so it also converts the rows of a regression layer's weight and bias, and
+    L1 distances between codes are the same in both conventions.
+
+    Args:
+        codes (Tensor): (..., 10) codes in one convention.
+
+    Returns:
+        Tensor: (..., 10) codes in the other.
+    """
+    _check_last_dim(codes, CODE_SIZE, 'codes')
+    c = codes.unbind(-1)
+    return torch.stack([c[0], c[1], c[3], c[2], c[4], c[5], -c[7], -c[6], c[8], c[9]], dim=-1)

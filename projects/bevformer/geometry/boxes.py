@@ -235,3 +235,27 @@ def global_boxes_to_lidar(center: np.ndarray, size_wlh: np.ndarray, rotation: np
 def limit_angle(angle: np.ndarray, period: float = 2 * np.pi) -> np.ndarray:
     """Wrap angles into [-period / 2, period / 2)."""
     return (np.asarray(angle) + period / 2) % period - period / 2
+
+
+def boxes_from_mmdet3d_v017(boxes: np.ndarray) -> np.ndarray:
+    """Boxes of mmdet3d v0.17 (the original BEVFormer's ``LiDARInstance3DBoxes``) in our convention.
+
+    mmdet3d v0.17 stores ``(x, y, z_bottom, w, l, h, a[, vx, vy])`` in the LiDAR frame with
+    ``a = -yaw - pi / 2`` (its converter writes ``-yaw_devkit - pi / 2``); ours is
+    ``(x, y, z_bottom, l, w, h, yaw[, vx, vy])`` with ``yaw`` the devkit yaw. The result's yaw
+    is wrapped to [-pi, pi).
+
+    Args:
+        boxes (ndarray): (N, 7) or (N, 9) mmdet3d v0.17 boxes.
+
+    Returns:
+        ndarray: (N, 7) or (N, 9) float64 boxes in our convention.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] not in (7, 9):
+        raise ValueError(f'boxes_from_mmdet3d_v017: expected shape (N, 7) or (N, 9), got '
+                         f'{tuple(boxes.shape)}')
+    out = boxes.copy()
+    out[:, 3], out[:, 4] = boxes[:, 4], boxes[:, 3]
+    out[:, 6] = limit_angle(-boxes[:, 6] - np.pi / 2)
+    return out

@@ -5,6 +5,7 @@ frame, and ``prev2cur = inv(cur_lidar2global) @ prev_lidar2global`` maps a point
 previous LiDAR frame into the current one. BEV conventions are those of ``geometry/bev.py``
 (columns along x, rows along y, flat index ``row * bev_w + col``).
 """
+import math
 from typing import Sequence, Tuple
 
 import torch
@@ -42,18 +43,21 @@ def relative_pose(prev_lidar2global: Tensor, cur_lidar2global: Tensor) -> Tensor
     return torch.linalg.solve(cur_lidar2global, prev_lidar2global)
 
 
-def can_bus_deltas(cur_can_bus: Tensor, prev_can_bus: Tensor, prev_valid: Tensor) -> Tensor:
+def can_bus_deltas(cur_can_bus: Tensor, prev_can_bus: Tensor, prev_valid: Tensor,
+                   wrap_yaw: bool = True) -> Tensor:
     """BEVFormer's can_bus input: translation and yaw (deg) as deltas from the previous frame.
 
     Entries [0:3] (ego2global translation) and [17] (yaw in degrees) become ``cur - prev``; the
     yaw delta is wrapped to [-180, 180) so a heading crossing 0/360 deg stays small (the original
-    leaves it unwrapped). Where ``prev_valid`` is False (first frame of a scene) those entries
-    are 0, as in BEVFormer. All other entries keep their absolute current values.
+    leaves it unwrapped: ``wrap_yaw=False``). Where ``prev_valid`` is False (first frame of a
+    scene) those entries are 0, as in BEVFormer. All other entries keep their absolute current
+    values.
 
     Args:
         cur_can_bus (Tensor): (bs, 18) absolute can_bus of the current frame.
         prev_can_bus (Tensor): (bs, 18) absolute can_bus of the previous frame.
         prev_valid (Tensor): (bs,) bool, the previous frame exists in the same scene.
+        wrap_yaw (bool): wrap the yaw delta to [-180, 180). Default True.
 
     Returns:
         Tensor: (bs, 18).
@@ -70,7 +74,8 @@ def can_bus_deltas(cur_can_bus: Tensor, prev_can_bus: Tensor, prev_valid: Tensor
     out = cur_can_bus.clone()
     idx = list(CAN_BUS_DELTA_INDICES)
     delta = cur_can_bus[:, idx] - prev_can_bus[:, idx]
-    delta[:, 3] = torch.remainder(delta[:, 3] + 180.0, 360.0) - 180.0
+    if wrap_yaw:
+        delta[:, 3] = torch.remainder(delta[:, 3] + 180.0, 360.0) - 180.0
     out[:, idx] = torch.where(prev_valid.to(torch.bool)[:, None], delta,
                               torch.zeros_like(delta))
     return out
@@ -122,3 +127,102 @@ def align_prev_bev(prev_bev: Tensor, prev2cur: Tensor, bev_h: int, bev_w: int,
                                 align_corners=False)
     aligned = aligned.flatten(2).transpose(1, 2).to(prev_bev.dtype)
     return aligned, valid
+
+
+# --------------------------------------------------------------------------------------------
+# The original BEVFormer's ego-motion handling, reproduced for its legacy mode only
+# (``models/legacy.py``): it rotates the previous BEV *image* about a fixed pixel and shifts the
+# TSA reference points from the can_bus deltas instead of resampling exactly.
+
+
+def rotate_bev_about_pixel(bev: Tensor, angle_deg: Tensor, center_xy: Sequence[float],
+                           bev_h: int, bev_w: int) -> Tensor:
+    """Rotate BEV maps counter-clockwise (in image coordinates) about a pixel, nearest sampling.
+
+    The arithmetic of ``torchvision.transforms.functional.rotate(img, angle, center=center_xy)``
+    on a float32 tensor (``InterpolationMode.NEAREST``, zero fill): the inverse affine matrix in
+    float64 Python arithmetic, the sampling grid and ``grid_sample`` in float32, so the chosen
+    source cells are those of the original BEVFormer (torchvision is not a dependency here).
+
+    Args:
+        bev (Tensor): (bs, bev_h * bev_w, C) flat row-major BEV maps.
+        angle_deg (Tensor): (bs,) rotation angle in degrees (float64 on the host preferred).
+        center_xy (sequence of 2 floats): rotation centre (column, row) in pixels, where pixel
+            (c, r) covers [c, c + 1) x [r, r + 1); the original uses [100, 100].
+        bev_h (int), bev_w (int): BEV grid size.
+
+    Returns:
+        Tensor: (bs, bev_h * bev_w, C), cells rotated in from outside the map are zero.
+    """
+    if bev.dim() != 3 or bev.shape[1] != bev_h * bev_w:
+        raise ValueError(f'ego_motion.py: bev must be (bs, {bev_h * bev_w}, C) for a '
+                         f'{bev_h}x{bev_w} BEV, got {tuple(bev.shape)}')
+    bs, _, channels = bev.shape
+    angles = [float(a) for a in torch.as_tensor(angle_deg).reshape(-1).tolist()]
+    if len(angles) != bs:
+        raise ValueError(f'ego_motion.py: angle_deg must have {bs} values, got {len(angles)}')
+    # Centre relative to the image centre, as torchvision.
+    cx = 1.0 * (float(center_xy[0]) - bev_w * 0.5)
+    cy = 1.0 * (float(center_xy[1]) - bev_h * 0.5)
+    thetas = []
+    for angle in angles:
+        rot = math.radians(-angle)  # torchvision's rotate inverts the sign for its affine
+        cos, sin = math.cos(rot), math.sin(rot)
+        # Inverse rotation about the centre, row-major 2x3 (output pixel -> input pixel).
+        m = [cos, sin, 0.0, -sin, cos, 0.0]
+        m[2] += m[0] * (-cx) + m[1] * (-cy)
+        m[5] += m[3] * (-cx) + m[4] * (-cy)
+        m[2] += cx
+        m[5] += cy
+        thetas.append(m)
+    device = bev.device
+    theta = torch.tensor(thetas, dtype=torch.float32, device=device).reshape(bs, 2, 3)
+    # Pixel-centre grid relative to the image centre, then normalised by half the size.
+    base = torch.empty(1, bev_h, bev_w, 3, dtype=torch.float32, device=device)
+    base[..., 0].copy_(torch.linspace(-bev_w * 0.5 + 0.5, bev_w * 0.5 - 0.5, steps=bev_w,
+                                      device=device))
+    base[..., 1].copy_(torch.linspace(-bev_h * 0.5 + 0.5, bev_h * 0.5 - 0.5, steps=bev_h,
+                                      device=device).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    scaled = theta.transpose(1, 2) / torch.tensor([0.5 * bev_w, 0.5 * bev_h],
+                                                  dtype=torch.float32, device=device)
+    grid = base.view(1, bev_h * bev_w, 3).expand(bs, -1, -1).bmm(scaled)
+    image = bev.float().transpose(1, 2).reshape(bs, channels, bev_h, bev_w)
+    out = F.grid_sample(image, grid.view(bs, bev_h, bev_w, 2), mode='nearest',
+                        padding_mode='zeros', align_corners=False)
+    return out.flatten(2).transpose(1, 2).to(bev.dtype)
+
+
+def can_bus_bev_shift(can_bus: Tensor, bev_h: int, bev_w: int,
+                      pc_range: Sequence[float]) -> Tensor:
+    """The original BEVFormer's TSA reference-point shift from the can_bus deltas.
+
+    ``d = can_bus[:, 0:2]`` (global-frame translation since the previous frame), ego yaw
+    ``can_bus[:, 16]`` (rad); ``bev_angle = yaw - atan2(d_y, d_x)`` (deg in the original);
+    ``shift_x = |d| sin(bev_angle) / cell_w / bev_w``, ``shift_y = |d| cos(bev_angle) / cell_h /
+    bev_h`` with cells of ``(y_max - y_min) / bev_h`` by ``(x_max - x_min) / bev_w`` metres, in
+    float64 like the original's numpy code.
+
+    Args:
+        can_bus (Tensor): (bs, 18) can_bus with translation deltas in [0:3] and the absolute
+            ego yaw (rad) in [16].
+        bev_h (int), bev_w (int): BEV grid size.
+        pc_range (sequence of 6 floats): the BEV range.
+
+    Returns:
+        Tensor: (bs, 2) float32 shift ``(x, y)`` in normalised BEV units.
+    """
+    if can_bus.dim() != 2 or can_bus.shape[1] != CAN_BUS_DIM:
+        raise ValueError(f'ego_motion.py: can_bus must be (bs, {CAN_BUS_DIM}), got '
+                         f'{tuple(can_bus.shape)}')
+    pc = check_pc_range(pc_range)
+    cb = can_bus.detach().to(torch.float64)
+    dx, dy = cb[:, 0], cb[:, 1]
+    length = torch.sqrt(dx**2 + dy**2)
+    # Degrees, then back to radians, as the original (keeps its rounding).
+    bev_angle = cb[:, 16] / math.pi * 180 - torch.atan2(dy, dx) / math.pi * 180
+    cell_h = (pc[4] - pc[1]) / bev_h
+    cell_w = (pc[3] - pc[0]) / bev_w
+    shift_y = length * torch.cos(bev_angle / 180 * math.pi) / cell_h / bev_h
+    shift_x = length * torch.sin(bev_angle / 180 * math.pi) / cell_w / bev_w
+    return torch.stack((shift_x, shift_y), dim=-1).float()

@@ -26,7 +26,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.model import ModuleDict
 
-from ...geometry.ego_motion import can_bus_deltas, relative_pose
+from ...geometry.ego_motion import relative_pose
 from ...structures import Det3DDataSample
 
 SampleList = List[Det3DDataSample]
@@ -148,14 +148,14 @@ class BEVFormer(BaseDetector):
             prev2cur = None
             prev_can_bus = torch.zeros_like(geo.can_bus)
             prev_valid = torch.zeros_like(prev_valid)
-        can_bus = can_bus_deltas(geo.can_bus, prev_can_bus, prev_valid)
-        dtype = mlvl_feats[0].dtype
+        # float64: the encoder casts for its MLP (legacy mode derives angles from it).
+        can_bus = self.bev_encoder.make_can_bus(geo.can_bus, prev_can_bus, prev_valid)
         return self.bev_encoder(
             mlvl_feats,
             lidar2img=geo.lidar2img,
             img_shape=geo.img_shape,
             pad_shape=geo.pad_shape,
-            can_bus=can_bus.to(dtype),
+            can_bus=can_bus,
             prev_bev=prev_bev,
             prev2cur=None if prev2cur is None else prev2cur.float(),
             prev_valid=prev_valid if prev_bev is not None else None)

@@ -8,7 +8,7 @@ ground truth one-to-one (Hungarian) and supervises every decoder layer; inferenc
 the top-k (query, class) pairs without NMS, optionally followed by BEV NMS / Soft-NMS.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.layers.transformer.utils import inverse_sigmoid
@@ -21,7 +21,19 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from projects.bevformer.geometry.box_coding import CODE_SIZE, encode_bboxes_3d
+from ..legacy import HeadLegacy
 from .bev_nms import bev_nms
+
+
+class DetTargets(NamedTuple):
+    """Dense per-query targets of one decoder layer (see :meth:`BEVFormerHead.get_targets`)."""
+
+    labels: Tensor  # (bs, num_query) long, num_classes = background
+    label_weights: Tensor  # (bs, num_query)
+    bbox_targets: Tensor  # (bs, num_query, 10) encoded, 0 where not finite / unmatched
+    bbox_weights: Tensor  # (bs, num_query, 10) code weights on matched finite entries
+    num_pos: int  # matched queries in the batch
+    assigned_gt_inds: Tensor  # (bs, num_query) long, matched ground-truth row, -1 = none
 
 
 @MODELS.register_module()
@@ -49,6 +61,8 @@ class BEVFormerHead(BaseModule):
         train_cfg (dict, optional): ``assigner`` config (``HungarianAssigner3D``).
         test_cfg (dict, optional): ``nms`` config for BEV NMS / Soft-NMS after decoding
             (None or absent: NMS-free, as the original), see :func:`bev_nms`.
+        legacy (dict, optional): the original BEVFormer's loss arithmetic (``dict()``: all
+            of it; see ``models/legacy.py``). Default None.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -74,8 +88,10 @@ class BEVFormerHead(BaseModule):
                      match_costs=[dict(type='FocalLossCost', weight=2.0),
                                   dict(type='BBox3DL1Cost', weight=0.25)])),
                  test_cfg: OptConfigType = None,
+                 legacy: Optional[dict] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg)
+        self.legacy = HeadLegacy.build(legacy)
         if code_size != CODE_SIZE:
             raise ValueError(f'BEVFormerHead: code_size must be {CODE_SIZE} (see '
                              f'geometry/box_coding.py), got {code_size}')
@@ -292,7 +308,7 @@ class BEVFormerHead(BaseModule):
         Returns:
             tuple[Tensor, Tensor]: scalar focal loss and L1 loss.
         """
-        labels, label_weights, bbox_targets, bbox_weights, num_pos = self.get_targets(
+        labels, label_weights, bbox_targets, bbox_weights, num_pos, _ = self.get_targets(
             cls_scores, bbox_preds, gt_codes, gt_labels)
 
         # sigmoid focal loss has no background term, so only positives normalise it
@@ -312,7 +328,7 @@ class BEVFormerHead(BaseModule):
         return loss_cls, loss_bbox
 
     def get_targets(self, cls_scores: Tensor, bbox_preds: Tensor, gt_codes: List[Tensor],
-                    gt_labels: List[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor, int]:
+                    gt_labels: List[Tensor]) -> DetTargets:
         """Hungarian-match each sample and build dense per-query targets.
 
         Args:
@@ -322,17 +338,20 @@ class BEVFormerHead(BaseModule):
             gt_labels (list[Tensor]): per sample (N_i,).
 
         Returns:
-            tuple: labels (bs, num_query) with ``num_classes`` = background,
+            DetTargets: labels (bs, num_query) with ``num_classes`` = background,
             label_weights (bs, num_query), bbox_targets (bs, num_query, 10),
             bbox_weights (bs, num_query, 10) (code weights on positives, 0 where the
-            target is not finite, e.g. unknown velocity) and the number of positives.
+            target is not finite, e.g. unknown velocity; in legacy mode 0 on the whole row),
+            the number of positives and the assigned ground-truth row per query.
         """
         bs, nq = cls_scores.shape[:2]
         labels = cls_scores.new_full((bs, nq), self.num_classes, dtype=torch.long)
         label_weights = cls_scores.new_ones((bs, nq))
         bbox_targets = bbox_preds.new_zeros((bs, nq, self.code_size))
         bbox_weights = bbox_preds.new_zeros((bs, nq, self.code_size))
+        assigned = cls_scores.new_full((bs, nq), -1, dtype=torch.long)
         num_pos = 0
+        drop_rows = self.legacy is not None and self.legacy.drop_nonfinite_rows
         for i in range(bs):
             pred = InstanceData(scores=cls_scores[i].detach(), bboxes=bbox_preds[i].detach())
             gt = InstanceData(labels=gt_labels[i], bboxes=gt_codes[i])
@@ -341,11 +360,14 @@ class BEVFormerHead(BaseModule):
             matched = assign.gt_inds[pos] - 1
             labels[i, pos] = gt_labels[i][matched]
             targets = gt_codes[i][matched]
+            assigned[i, pos] = matched
             finite = torch.isfinite(targets)
             bbox_targets[i, pos] = torch.where(finite, targets, torch.zeros_like(targets))
+            if drop_rows:
+                finite = finite.all(-1, keepdim=True).expand_as(finite)
             bbox_weights[i, pos] = finite.to(bbox_weights.dtype) * self.code_weights
             num_pos += int(pos.numel())
-        return labels, label_weights, bbox_targets, bbox_weights, num_pos
+        return DetTargets(labels, label_weights, bbox_targets, bbox_weights, num_pos, assigned)
 
     # ------------------------------------------------------------------ inference
     def predict(self, bev_embed: Tensor, batch_data_samples: List,

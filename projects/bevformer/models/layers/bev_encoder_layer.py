@@ -68,11 +68,14 @@ class BEVFormerEncoderLayer(BaseModule):
                 spatial_shapes: Tensor,
                 level_start_index: Tensor,
                 prev_bev: Optional[Tensor] = None,
-                prev_valid: Optional[Tensor] = None) -> Tensor:
+                prev_valid: Optional[Tensor] = None,
+                prev_ref_2d: Optional[Tensor] = None,
+                tsa_current: Optional[Tensor] = None) -> Tensor:
         """
         Args:
             query (Tensor): (bs, bev_h * bev_w, C) BEV queries.
-            query_pos (Tensor, optional): (bs, bev_h * bev_w, C) BEV positional encoding.
+            query_pos (Tensor, optional): (bs, bev_h * bev_w, C) BEV positional encoding
+                (temporal self-attention only).
             ref_2d (Tensor): (bs, bev_h * bev_w, 1, 2) normalized BEV cell centres.
             bev_spatial_shapes (Tensor): (1, 2) long, [[bev_h, bev_w]].
             bev_level_start_index (Tensor): (1,) long, [0].
@@ -83,12 +86,17 @@ class BEVFormerEncoderLayer(BaseModule):
             level_start_index (Tensor): (num_levels,) long.
             prev_bev (Tensor, optional): (bs, bev_h * bev_w, C) previous BEV aligned to now.
             prev_valid (Tensor, optional): (bs,) bool.
+            prev_ref_2d (Tensor, optional): (bs, bev_h * bev_w, 1, 2) reference points of the
+                previous-BEV member of temporal self-attention (default ``ref_2d``).
+            tsa_current (Tensor, optional): (bs, bev_h * bev_w, C) current member of the
+                temporal self-attention value (default: ``query``).
 
         Returns:
             Tensor: (bs, bev_h * bev_w, C).
         """
         args = (query, query_pos, ref_2d, bev_spatial_shapes, bev_level_start_index, value,
-                ref_cam, bev_mask, spatial_shapes, level_start_index, prev_bev, prev_valid)
+                ref_cam, bev_mask, spatial_shapes, level_start_index, prev_bev, prev_valid,
+                prev_ref_2d, tsa_current)
         if self.with_cp and self.training and torch.is_grad_enabled():
             return checkpoint(self._forward, *args, use_reentrant=False)
         return self._forward(*args)
@@ -97,12 +105,16 @@ class BEVFormerEncoderLayer(BaseModule):
                  bev_spatial_shapes: Tensor, bev_level_start_index: Tensor, value: Tensor,
                  ref_cam: Tensor, bev_mask: Tensor, spatial_shapes: Tensor,
                  level_start_index: Tensor, prev_bev: Optional[Tensor],
-                 prev_valid: Optional[Tensor]) -> Tensor:
+                 prev_valid: Optional[Tensor], prev_ref_2d: Optional[Tensor],
+                 tsa_current: Optional[Tensor]) -> Tensor:
         query = self.self_attn(query, ref_2d, bev_spatial_shapes, bev_level_start_index,
-                               query_pos=query_pos, prev_bev=prev_bev, prev_valid=prev_valid)
+                               query_pos=query_pos, prev_bev=prev_bev, prev_valid=prev_valid,
+                               prev_reference_points=prev_ref_2d, current_value=tsa_current)
         query = self.norms[0](query)
+        # The BEV positional encoding enters temporal self-attention only (as the original:
+        # its spatial cross-attention gets no query_pos).
         query = self.cross_attn(query, value, ref_cam, bev_mask, spatial_shapes,
-                                level_start_index, query_pos=query_pos)
+                                level_start_index)
         query = self.norms[1](query)
         query = self.ffn(query)
         return self.norms[2](query)

@@ -74,7 +74,9 @@ class TemporalSelfAttention(BaseModule):
                 level_start_index: Tensor,
                 query_pos: Optional[Tensor] = None,
                 prev_bev: Optional[Tensor] = None,
-                prev_valid: Optional[Tensor] = None) -> Tensor:
+                prev_valid: Optional[Tensor] = None,
+                prev_reference_points: Optional[Tensor] = None,
+                current_value: Optional[Tensor] = None) -> Tensor:
         """
         Args:
             query (Tensor): (bs, num_query, C) current BEV queries (no positional encoding);
@@ -88,6 +90,12 @@ class TemporalSelfAttention(BaseModule):
                 current frame; None means no sample has one.
             prev_valid (Tensor, optional): (bs,) bool, which samples' ``prev_bev`` is real
                 (default: all, when ``prev_bev`` is given).
+            prev_reference_points (Tensor, optional): (bs, num_query, num_levels, 2) reference
+                points of the previous-BEV queue member (default: ``reference_points``; the
+                original BEVFormer shifts them by the ego motion, ``models/legacy.py``).
+            current_value (Tensor, optional): (bs, num_query, C) current-frame queue member
+                where a sample has a previous BEV (default: ``query``; the original uses the
+                initial BEV query, ``models/legacy.py``).
 
         Returns:
             Tensor: (bs, num_query, C).
@@ -102,25 +110,35 @@ class TemporalSelfAttention(BaseModule):
         if int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum()) != num_query:
             raise ValueError(f'TemporalSelfAttention: spatial_shapes {spatial_shapes.tolist()} '
                              f'do not cover the {num_query} BEV queries')
+        if prev_reference_points is None:
+            prev_reference_points = reference_points
+        elif prev_reference_points.shape != reference_points.shape:
+            raise ValueError(f'TemporalSelfAttention: prev_reference_points must be '
+                             f'{tuple(reference_points.shape)}, got '
+                             f'{tuple(prev_reference_points.shape)}')
         identity = query
-        if prev_bev is None:
-            prev = query
-        else:
-            if prev_bev.shape != query.shape:
-                raise ValueError(f'TemporalSelfAttention: prev_bev must be {tuple(query.shape)}, '
-                                 f'got {tuple(prev_bev.shape)}')
+        prev, cur = query, query
+        if prev_bev is not None:
+            for name, t in (('prev_bev', prev_bev), ('current_value', current_value)):
+                if t is not None and t.shape != query.shape:
+                    raise ValueError(f'TemporalSelfAttention: {name} must be '
+                                     f'{tuple(query.shape)}, got {tuple(t.shape)}')
             prev = prev_bev.to(query.dtype)
+            if current_value is not None:
+                cur = current_value.to(query.dtype)
             if prev_valid is not None:
                 if prev_valid.shape != (bs, ):
                     raise ValueError(f'TemporalSelfAttention: prev_valid must be ({bs},), got '
                                      f'{tuple(prev_valid.shape)}')
-                prev = torch.where(prev_valid.to(torch.bool)[:, None, None], prev, query)
+                valid = prev_valid.to(torch.bool)[:, None, None]
+                prev = torch.where(valid, prev, query)
+                cur = torch.where(valid, cur, query)
         query_with_pos = query if query_pos is None else query + query_pos
 
         queue = self.num_bev_queue
         heads, levels, points = self.num_heads, self.num_levels, self.num_points
         # (bs, queue, num_query, C) -> (bs * queue, ...): sample-major, member-minor.
-        value = self.value_proj(torch.stack((prev, query), dim=1))
+        value = self.value_proj(torch.stack((prev, cur), dim=1))
         value = value.reshape(bs * queue, num_query, heads, channels // heads)
 
         offset_input = torch.cat((prev, query_with_pos), dim=-1)
@@ -135,7 +153,7 @@ class TemporalSelfAttention(BaseModule):
                                                             points)
         # Offsets are in cells of each level: divide by (W, H); locations in fp32 (autocast).
         normalizer = spatial_shapes.flip(-1).float()
-        ref = reference_points.float().repeat_interleave(queue, dim=0)  # same grid for both
+        ref = torch.stack((prev_reference_points, reference_points), dim=1).float().flatten(0, 1)
         locations = (ref[:, :, None, :, None, :] +
                      offsets.float() / normalizer[None, None, None, :, None, :])
         out = multi_scale_deformable_attn(value, spatial_shapes, level_start_index, locations,

@@ -56,7 +56,8 @@ class NMSFreeCoder(BaseBBoxCoder):
 
         Returns:
             InstanceData: ``bboxes_3d`` (M, 9) LiDAR frame, z at the bottom;
-            ``scores_3d`` (M,) sorted descending; ``labels_3d`` (M,) long.
+            ``scores_3d`` (M,) sorted descending; ``labels_3d`` (M,) long; ``query_index``
+            (M,) long, the query each box came from.
         """
         if cls_scores.dim() != 2 or cls_scores.shape[1] != self.num_classes:
             raise ValueError(f'NMSFreeCoder: cls_scores must be (num_query, '
@@ -67,7 +68,8 @@ class NMSFreeCoder(BaseBBoxCoder):
         k = min(self.max_num, cls_scores.numel())
         scores, flat_idx = cls_scores.sigmoid().flatten().topk(k)
         labels = flat_idx % self.num_classes
-        codes = bbox_preds[torch.div(flat_idx, self.num_classes, rounding_mode='floor')]
+        query_index = torch.div(flat_idx, self.num_classes, rounding_mode='floor')
+        codes = bbox_preds[query_index]
 
         keep = torch.ones_like(scores, dtype=torch.bool)
         if self.score_threshold is not None:
@@ -81,4 +83,5 @@ class NMSFreeCoder(BaseBBoxCoder):
         results.bboxes_3d = decode_bboxes_3d(codes[keep])
         results.scores_3d = scores[keep]
         results.labels_3d = labels[keep]
+        results.query_index = query_index[keep]
         return results
