@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 
 import projects.bevformer  # noqa: F401
 from mmdet.registry import DATASETS, MODELS
+from projects.bevformer.models.heads import BaseBEVHead
 from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
 from tests.test_bevformer.tiny_bevformer import tiny_cfg
 
@@ -161,6 +162,45 @@ def test_head_loss_weights_scale_losses(cfg):
     with pytest.raises(KeyError, match='unknown heads'):
         bad = copy.deepcopy(cfg)
         bad.model.head_loss_weights = dict(seg=1.0)
+        MODELS.build(bad.model)
+
+
+@MODELS.register_module(force=True)
+class _MeanBEVHead(BaseBEVHead):
+    """A minimal head for the contract test: mean of B_t as 'prediction' and 'loss'."""
+
+    pred_field = 'pred_mean_bev'
+    default_loss_prefix = 'mean.'
+
+    def __init__(self, loss_prefix=None):
+        super().__init__(loss_prefix=loss_prefix)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def loss(self, bev_embed, batch_data_samples):
+        return dict(loss_mean=(bev_embed * self.scale).mean().abs())
+
+    def predict(self, bev_embed, batch_data_samples):
+        return list(bev_embed.mean(dim=(1, 2)))
+
+
+def test_any_head_following_the_contract_plugs_in(cfg):
+    cfg2 = copy.deepcopy(cfg)
+    cfg2.model.heads['lanes'] = dict(type='_MeanBEVHead', loss_prefix='lanes.')
+    model = build_model(cfg2).eval()
+    model.video_test_mode = False
+    data = batch_of(train_dataset(cfg, queue_length=1), [1, 2], model)
+    with torch.no_grad():
+        losses = model.loss(data['inputs'], data['data_samples'])
+        samples = model.predict(data['inputs'], data['data_samples'])
+    assert 'lanes.loss_mean' in losses and 'loss_cls' in losses
+    assert all(s.pred_mean_bev.shape == () and 'pred_instances_3d' in s for s in samples)
+
+    bad = copy.deepcopy(cfg)
+    bad.model.heads['other'] = dict(type='_MeanBEVHead', loss_prefix='')
+    with pytest.raises(ValueError, match="share the loss_prefix ''"):
+        MODELS.build(bad.model)
+    bad.model.heads['other'] = dict(type='LN', normalized_shape=4)
+    with pytest.raises(TypeError, match="head 'other'.*BaseBEVHead"):
         MODELS.build(bad.model)
 
 

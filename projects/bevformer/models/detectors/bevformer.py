@@ -28,6 +28,7 @@ from mmengine.model import ModuleDict
 
 from ...geometry.ego_motion import relative_pose
 from ...structures import Det3DDataSample
+from ..heads.base_bev_head import BaseBEVHead
 
 SampleList = List[Det3DDataSample]
 
@@ -75,10 +76,12 @@ class BEVFormer(BaseDetector):
         img_backbone (dict): image backbone, e.g. mmdet ``ResNet``.
         img_neck (dict, optional): e.g. mmdet ``FPN``.
         bev_encoder (dict): ``BEVFormerEncoder`` producing B_t.
-        heads (dict[str, dict]): task heads by name, each with ``loss(bev, samples)``
-            and ``predict(bev, samples)``. The head named ``'det'`` writes
-            ``pred_instances_3d``; others write the field named by their ``pred_field``.
-        head_loss_weights (dict[str, float], optional): per-head multiplier of its losses.
+        heads (dict[str, dict]): task heads by name, each a
+            :class:`~projects.bevformer.models.heads.BaseBEVHead`: its losses enter the loss
+            dict as ``head.loss_prefix + key``, its predictions the data-sample field
+            ``head.pred_field``.
+        head_loss_weights (dict[str, float], optional): per-head (by name) multiplier of its
+            losses.
         use_grid_mask (bool): GridMask on the images in training.
         grid_mask (dict): GridMask arguments.
         video_test_mode (bool): carry the previous BEV across test calls.
@@ -106,6 +109,7 @@ class BEVFormer(BaseDetector):
             raise ValueError('BEVFormer needs at least one head in `heads`')
         # mmengine's ModuleDict, so init_weights() reaches the heads (torch's does not).
         self.heads = ModuleDict({name: MODELS.build(cfg) for name, cfg in heads.items()})
+        _check_heads(self.heads)
         self.head_loss_weights = dict(head_loss_weights or {})
         unknown = set(self.head_loss_weights) - set(self.heads)
         if unknown:
@@ -249,7 +253,18 @@ class BEVFormer(BaseDetector):
         self._prev = None
 
     # ------------------------------------------------------------------- API
-    def extract_feat(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList = None):
+    def extract_feat(self, batch_inputs: Union[Tensor, dict],
+                     batch_data_samples: SampleList = None) -> Tensor:
+        """B_t of a batch (see :meth:`extract_bev`).
+
+        Args:
+            batch_inputs (dict | Tensor): ``{'img': (B, T, N_cam, 3, H, W)}`` from
+                ``BEVDataPreprocessor``, or the image tensor itself.
+            batch_data_samples (list[Det3DDataSample]): B samples with the per-frame metainfo.
+
+        Returns:
+            Tensor: (B, bev_h * bev_w, C).
+        """
         return self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
 
     @staticmethod
@@ -257,27 +272,65 @@ class BEVFormer(BaseDetector):
         return batch_inputs['img'] if isinstance(batch_inputs, dict) else batch_inputs
 
     def loss(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList) -> dict:
+        """Losses of every head on B_t.
+
+        Args:
+            batch_inputs (dict | Tensor): ``{'img': (B, T, N_cam, 3, H, W)}``; T - 1 history
+                frames (encoded without gradients) then the current frame.
+            batch_data_samples (list[Det3DDataSample]): B samples with metainfo and each
+                head's ground truth.
+
+        Returns:
+            dict[str, Tensor]: each head's losses under ``head.loss_prefix + key``, scaled by
+            ``head_loss_weights[name]``.
+        """
         bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
         losses = {}
         for name, head in self.heads.items():
             weight = self.head_loss_weights.get(name, 1.0)
             for key, value in head.loss(bev, batch_data_samples).items():
-                out_key = key if name == 'det' else f'{name}.{key}'
                 if weight != 1.0 and 'loss' in key:
                     value = [v * weight for v in value] if isinstance(value, list) else value * weight
-                losses[out_key] = value
+                losses[head.loss_prefix + key] = value
         return losses
 
     def predict(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
+        """Predictions of every head, stored in the data samples.
+
+        Args:
+            batch_inputs (dict | Tensor): ``{'img': (B, T, N_cam, 3, H, W)}``; with T = 1 and
+                ``video_test_mode`` the previous BEV is carried from the last call.
+            batch_data_samples (list[Det3DDataSample]): B samples with metainfo.
+            rescale (bool): unused (boxes are in metres in the LiDAR frame).
+
+        Returns:
+            list[Det3DDataSample]: the same samples, each head's result in ``head.pred_field``
+            (the detection head's ``pred_instances_3d``: ``bboxes_3d`` (M, 9), ``scores_3d``,
+            ``labels_3d``).
+        """
         bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
-        for name, head in self.heads.items():
-            results = head.predict(bev, batch_data_samples)
-            field = getattr(head, 'pred_field', 'pred_instances_3d' if name == 'det' else f'pred_{name}')
-            for ds, res in zip(batch_data_samples, results):
-                setattr(ds, field, res)
+        for head in self.heads.values():
+            for ds, res in zip(batch_data_samples, head.predict(bev, batch_data_samples)):
+                setattr(ds, head.pred_field, res)
         return batch_data_samples
 
     def _forward(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList = None):
+        """Raw head outputs by head name (no post-processing)."""
         bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
         return {name: head(bev) for name, head in self.heads.items()}
+
+
+def _check_heads(heads: ModuleDict) -> None:
+    """Every head follows :class:`BaseBEVHead`; loss prefixes and prediction fields are unique."""
+    for attr in ('loss_prefix', 'pred_field'):
+        seen: Dict[str, str] = {}
+        for name, head in heads.items():
+            if not isinstance(head, BaseBEVHead):
+                raise TypeError(f'BEVFormer: head {name!r} ({type(head).__name__}) must subclass '
+                                f'BaseBEVHead (projects/bevformer/models/heads/base_bev_head.py)')
+            value = getattr(head, attr)
+            if value in seen:
+                raise ValueError(f'BEVFormer: heads {seen[value]!r} and {name!r} share the '
+                                 f'{attr} {value!r}; set loss_prefix / use distinct heads')
+            seen[value] = name

@@ -1,9 +1,11 @@
 """Task heads on the BEV feature B_t: 3D detection, BEV map segmentation."""
+from .base_bev_head import BaseBEVHead
 from .bev_seg_head import BEVSegHead
 from .bev_detection_decoder import BEVDetectionDecoder, refine_reference_points_3d
 from .bev_nms import bev_nms
 from .bevformer_head import BEVFormerHead
 
 __all__ = [
-    'BEVSegHead', 'BEVDetectionDecoder', 'BEVFormerHead', 'bev_nms', 'refine_reference_points_3d'
+    'BaseBEVHead', 'BEVSegHead', 'BEVDetectionDecoder', 'BEVFormerHead', 'bev_nms',
+    'refine_reference_points_3d'
 ]

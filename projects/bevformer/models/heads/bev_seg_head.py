@@ -5,12 +5,13 @@ import torch
 from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from mmengine.model import BaseModule
 from torch import Tensor, nn
+
+from .base_bev_head import BaseBEVHead
 
 
 @MODELS.register_module()
-class BEVSegHead(BaseModule):
+class BEVSegHead(BaseBEVHead):
     """Per-cell, per-class masks (drivable area, crossings, ...) from B_t.
 
     B_t ``(bs, bev_h * bev_w, C)`` (flat index ``row * bev_w + col``, row = LiDAR y) is
@@ -34,10 +35,11 @@ class BEVSegHead(BaseModule):
         class_weight (sequence of float, optional): per-class multiplier of both losses.
         threshold (float): probability above which a predicted cell is set.
         norm_cfg (dict): normalisation of the decoder convs.
+        loss_prefix (str, optional): prefix of the loss keys, default ``'seg.'``.
     """
 
-    #: the data-sample field the detector stores :meth:`predict`'s results in
     pred_field = 'pred_bev_seg'
+    default_loss_prefix = 'seg.'
 
     def __init__(self,
                  in_channels: int,
@@ -53,8 +55,9 @@ class BEVSegHead(BaseModule):
                  class_weight: Optional[Sequence[float]] = None,
                  threshold: float = 0.5,
                  norm_cfg: ConfigType = dict(type='BN'),
+                 loss_prefix: Optional[str] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(loss_prefix=loss_prefix, init_cfg=init_cfg)
         if upsample_factor < 1 or upsample_factor & (upsample_factor - 1):
             raise ValueError(f'BEVSegHead: upsample_factor must be a power of 2 >= 1, got '
                              f'{upsample_factor}')

@@ -16,12 +16,13 @@ from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import (ConfigType, InstanceList, OptConfigType, OptMultiConfig,
                          reduce_mean)
-from mmengine.model import BaseModule, bias_init_with_prob, xavier_init
+from mmengine.model import bias_init_with_prob, xavier_init
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from projects.bevformer.geometry.box_coding import CODE_SIZE, encode_bboxes_3d
 from ..legacy import HeadLegacy
+from .base_bev_head import BaseBEVHead
 from .bev_nms import bev_nms
 
 
@@ -37,8 +38,10 @@ class DetTargets(NamedTuple):
 
 
 @MODELS.register_module()
-class BEVFormerHead(BaseModule):
+class BEVFormerHead(BaseBEVHead):
     """Deformable-DETR-style 3D detection head reading a BEV feature map.
+
+    Writes ``pred_instances_3d``; its losses keep their plain names (``loss_cls``, ...).
 
     Args:
         num_classes (int): number of object classes. Defaults to 10 (nuScenes).
@@ -63,8 +66,12 @@ class BEVFormerHead(BaseModule):
             (None or absent: NMS-free, as the original), see :func:`bev_nms`.
         legacy (dict, optional): the original BEVFormer's loss arithmetic (``dict()``: all
             of it; see ``models/legacy.py``). Default None.
+        loss_prefix (str, optional): prefix of the loss keys (:class:`BaseBEVHead`).
         init_cfg (dict, optional): initialisation config.
     """
+
+    pred_field = 'pred_instances_3d'
+    default_loss_prefix = ''
 
     def __init__(self,
                  num_classes: int = 10,
@@ -89,8 +96,9 @@ class BEVFormerHead(BaseModule):
                                   dict(type='BBox3DL1Cost', weight=0.25)])),
                  test_cfg: OptConfigType = None,
                  legacy: Optional[dict] = None,
+                 loss_prefix: Optional[str] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(loss_prefix=loss_prefix, init_cfg=init_cfg)
         self.legacy = HeadLegacy.build(legacy)
         if code_size != CODE_SIZE:
             raise ValueError(f'BEVFormerHead: code_size must be {CODE_SIZE} (see '
