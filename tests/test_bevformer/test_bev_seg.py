@@ -459,7 +459,7 @@ def test_joint_det_seg_training_and_prediction(data_root):
     model.head_loss_weights['seg'] = 1.0
     model.eval()
     with torch.no_grad():
-        once = model.heads['seg'].loss(model.extract_bev(data['inputs']['img'],
+        once = model.heads['seg'].loss(model.extract_bev(data['inputs'],
                                                          data['data_samples']),
                                        data['data_samples'])
         model.head_loss_weights['seg'] = 2.0

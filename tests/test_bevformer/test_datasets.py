@@ -72,7 +72,7 @@ def test_item_structure(synth):
     assert isinstance(sample, Det3DDataSample)
     assert sample.token == 's1f2' and sample.scene_token == 'scene1' and sample.frame_idx == 2
     assert [h['token'] for h in sample.history] == ['s1f0', 's1f1']
-    assert [h['prev_exists'] for h in sample.history] == [False, True]
+    assert item['inputs']['prev_exists'].tolist() == [False, True, True]
     assert sample.prev_exists is True
     gt = sample.gt_instances_3d
     # car and pedestrian kept; the truck at x=70 m is out of range
@@ -84,9 +84,13 @@ def test_item_structure(synth):
     np.testing.assert_allclose(sample.lidar2img[:, :2], raw['lidar2img'][:, :2] * 0.5)
     assert sample.lidar2img.shape == (6, 4, 4) and sample.lidar2img.dtype == np.float64
     assert sample.img_shape == (24, 32) and sample.pad_shape == (32, 32)
-    np.testing.assert_allclose(sample.history[0]['lidar2global'],
-                               ds._frame_info(4)['lidar2global'])
-    assert sample.history[0]['can_bus'].shape == (18, )
+    # the per-frame geometry tensors (T, ...): history frames first, current last
+    geo = item['inputs']
+    assert geo['lidar2img'].shape == (3, 6, 4, 4) and geo['lidar2img'].dtype == torch.float64
+    np.testing.assert_allclose(geo['lidar2img'][-1].numpy(), sample.lidar2img)
+    np.testing.assert_allclose(geo['lidar2global'][0].numpy(), ds._frame_info(4)['lidar2global'])
+    np.testing.assert_allclose(geo['can_bus'][1].numpy(), ds._frame_info(5)['can_bus'])
+    assert geo['img_shape'].tolist() == [[24, 32]] * 3 and geo['img_shape'].dtype == torch.long
     for key in ('lidar2ego', 'ego2global', 'lidar2global'):
         assert getattr(sample, key).shape == (4, 4)
     # frames differ -> images differ (random images per frame)
@@ -239,42 +243,70 @@ def test_collate_and_preprocess_bs2(synth):
     out = pre(batch)
     img = out['inputs']['img']
     assert img.shape == (2, 3, 6, 3, 32, 32) and img.dtype == torch.float32
+    want = dict(lidar2img=((2, 3, 6, 4, 4), torch.float64), lidar2global=((2, 3, 4, 4),
+                torch.float64), can_bus=((2, 3, 18), torch.float64), img_shape=((2, 3, 2),
+                torch.long), prev_exists=((2, 3), torch.bool))
+    for key, (shape, dtype) in want.items():
+        assert out['inputs'][key].shape == shape and out['inputs'][key].dtype == dtype, key
     for b, item in enumerate(items):
-        single = pre(pseudo_collate([item]))['inputs']['img']
-        torch.testing.assert_close(img[b:b + 1], single)
+        single = pre(pseudo_collate([item]))['inputs']
+        for key in single:
+            torch.testing.assert_close(out['inputs'][key][b:b + 1], single[key])
         assert out['data_samples'][b].token == item['data_samples'].token
     # default_collate (stacked) input gives the same
-    stacked = dict(inputs=dict(img=torch.stack([i['inputs']['img'] for i in items])),
+    stacked = dict(inputs={k: torch.stack([i['inputs'][k] for i in items])
+                           for k in items[0]['inputs']},
                    data_samples=[i['data_samples'] for i in items])
-    torch.testing.assert_close(pre(stacked)['inputs']['img'], img)
+    for key, value in pre(stacked)['inputs'].items():
+        torch.testing.assert_close(value, out['inputs'][key])
 
 
-def test_preprocessor_normalizes_and_checks_shapes(synth):
-    pre = BEVDataPreprocessor(mean=[1.0, 2.0, 3.0], std=[2.0, 2.0, 4.0], bgr_to_rgb=True)
+def _geometry(t=2, n=6):
+    return dict(lidar2img=torch.eye(4).repeat(t, n, 1, 1), lidar2global=torch.eye(4).repeat(t, 1, 1),
+                can_bus=torch.zeros(t, 18), img_shape=torch.tensor([[8, 8]] * t),
+                prev_exists=torch.tensor([False] + [True] * (t - 1)))
+
+
+def test_preprocessor_normalizes_pads_and_checks_shapes(synth):
+    pre = BEVDataPreprocessor(mean=[1.0, 2.0, 3.0], std=[2.0, 2.0, 4.0], bgr_to_rgb=True,
+                              pad_size_divisor=8)
     x = torch.rand(2, 6, 3, 8, 8) * 255
-    out = pre(dict(inputs=dict(img=[x])))['inputs']['img']
-    expect = (x.flip(2) - torch.tensor([1.0, 2, 3]).view(3, 1, 1)) / torch.tensor(
-        [2.0, 2, 4]).view(3, 1, 1)
-    torch.testing.assert_close(out[0], expect)
+    y = torch.rand(2, 6, 3, 5, 11) * 255  # another size: padded to the batch's 8 x 16
+    geo = _geometry()
+    batch = {k: [geo[k], geo[k]] for k in geo}
+    out = pre(dict(inputs=dict(img=[x, y], **batch)))['inputs']['img']
+    assert out.shape == (2, 2, 6, 3, 8, 16)
+
+    def norm(v):
+        return (v.flip(2) - torch.tensor([1.0, 2, 3]).view(3, 1, 1)) / torch.tensor(
+            [2.0, 2, 4]).view(3, 1, 1)
+
+    torch.testing.assert_close(out[0, ..., :8], norm(x))
+    torch.testing.assert_close(out[1, ..., :5, :11], norm(y))
+    assert out[0, ..., 8:].abs().max() == 0 and out[1, ..., 5:, :].abs().max() == 0  # zeros
+
     plain = BEVDataPreprocessor()
-    with pytest.raises(ValueError, match=r'item 1 img is \(2, 6, 3, 8, 16\)'):
-        plain(dict(inputs=dict(img=[x, torch.rand(2, 6, 3, 8, 16)])))
+    with pytest.raises(ValueError, match=r'item 1 has \(T, N_cam\) \(2, 5\)'):
+        plain(dict(inputs=dict(img=[x, torch.rand(2, 5, 3, 8, 8)], **batch)))
     with pytest.raises(ValueError, match=r'item 0 img must be \(T, N_cam, 3, H, W\)'):
         plain(dict(inputs=dict(img=[torch.rand(6, 3, 8, 8)])))
     with pytest.raises(KeyError, match="key 'img'"):
         plain(dict(inputs=torch.rand(1, 2, 6, 3, 8, 8)))
+    with pytest.raises(KeyError, match=r'has no .{1,2}can_bus'):
+        plain(dict(inputs=dict(img=[x], **{k: [v] for k, v in geo.items() if k != 'can_bus'})))
     ds = _dataset(synth, queue_sampling='consecutive')
     item = ds[5]
+    inputs = {k: [v] for k, v in item['inputs'].items()}
     with pytest.raises(ValueError, match=r'1 images but 2 data_samples'):
-        plain(dict(inputs=dict(img=[item['inputs']['img']]),
-                   data_samples=[item['data_samples']] * 2))
-    wrong = item['data_samples'].clone()
-    wrong.set_metainfo(dict(lidar2img=np.zeros((5, 4, 4))))
-    with pytest.raises(ValueError, match=r'lidar2img is \(5, 4, 4\), expected \(6, 4, 4\)'):
-        plain(dict(inputs=dict(img=[item['inputs']['img']]), data_samples=[wrong]))
-    with pytest.raises(ValueError, match='history frames but the images have T=2'):
-        plain(dict(inputs=dict(img=[item['inputs']['img'][1:]]),
-                   data_samples=[item['data_samples']]))
+        plain(dict(inputs=inputs, data_samples=[item['data_samples']] * 2))
+    wrong = dict(inputs, lidar2img=[torch.zeros(3, 5, 4, 4)])
+    with pytest.raises(ValueError, match=r's1f2\) lidar2img is \(3, 5, 4, 4\), expected '
+                                         r'\(3, 6, 4, 4\)'):
+        plain(dict(inputs=wrong, data_samples=[item['data_samples']]))
+    nan = item['inputs']['can_bus'].clone()
+    nan[1, 0] = float('nan')
+    with pytest.raises(ValueError, match=r'sample s1f2\) can_bus has non-finite values'):
+        plain(dict(inputs=dict(inputs, can_bus=[nan]), data_samples=[item['data_samples']]))
 
 
 # ------------------------------------------------------------------ sampler

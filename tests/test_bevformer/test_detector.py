@@ -58,11 +58,11 @@ def test_bev_batch_of_two_equals_two_batches_of_one(cfg):
     both = batch_of(ds, [0, 3], model)
     assert both['inputs']['img'].shape[:3] == (2, 3, 6)
     with torch.no_grad():
-        bev_2 = model.extract_bev(both['inputs']['img'], both['data_samples'])
+        bev_2 = model.extract_bev(both['inputs'], both['data_samples'])
         pred_2 = model.predict(both['inputs'], both['data_samples'])
         for b, idx in enumerate([0, 3]):
             one = batch_of(ds, [idx], model)
-            bev_1 = model.extract_bev(one['inputs']['img'], one['data_samples'])
+            bev_1 = model.extract_bev(one['inputs'], one['data_samples'])
             pred_1 = model.predict(one['inputs'], one['data_samples'])
             torch.testing.assert_close(bev_2[b:b + 1], bev_1, rtol=1e-4, atol=1e-5)
             p2, p1 = pred_2[b].pred_instances_3d, pred_1[0].pred_instances_3d
@@ -78,8 +78,8 @@ def test_history_changes_bev(cfg):
     without = batch_of(train_dataset(cfg, queue_length=1), [3], model)
     assert with_hist['data_samples'][0].metainfo['prev_exists']
     with torch.no_grad():
-        bev_h = model.extract_bev(with_hist['inputs']['img'], with_hist['data_samples'])
-        bev_0 = model.extract_bev(without['inputs']['img'], without['data_samples'])
+        bev_h = model.extract_bev(with_hist['inputs'], with_hist['data_samples'])
+        bev_0 = model.extract_bev(without['inputs'], without['data_samples'])
     # The current images are the same: only the temporal self-attention's input differs.
     torch.testing.assert_close(with_hist['inputs']['img'][:, -1], without['inputs']['img'][:, -1])
     assert (bev_h - bev_0).abs().max() > 1e-3
@@ -99,7 +99,7 @@ def test_video_test_mode_carries_the_previous_bev(cfg):
         carried = []
         for f in frames[:3]:
             data = model.data_preprocessor(pseudo_collate([f]), False)
-            carried.append(model.extract_bev(data['inputs']['img'], data['data_samples']))
+            carried.append(model.extract_bev(data['inputs'], data['data_samples']))
         # The same third frame through a 2-frame queue (its predecessor encoded in-call).
         val_queue_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
         val_queue_cfg.update(queue_length=2, queue_sampling='consecutive', test_mode=False,
@@ -107,7 +107,7 @@ def test_video_test_mode_carries_the_previous_bev(cfg):
         val_queue = DATASETS.build(val_queue_cfg)
         q = batch_of(val_queue, [1], model)
         model.video_test_mode = False
-        queued = model.extract_bev(q['inputs']['img'], q['data_samples'])
+        queued = model.extract_bev(q['inputs'], q['data_samples'])
         torch.testing.assert_close(carried[1], queued, rtol=1e-4, atol=1e-5)
         # A frame of another scene does not use the carried (val-scene) BEV.
         single = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
@@ -115,9 +115,9 @@ def test_video_test_mode_carries_the_previous_bev(cfg):
         first = batch_of(single, [1], model)
         assert first['data_samples'][0].metainfo['scene_token'] != scenes[0]
         model.video_test_mode = True
-        after = model.extract_bev(first['inputs']['img'], first['data_samples'])
+        after = model.extract_bev(first['inputs'], first['data_samples'])
         model.video_test_mode = False
-        fresh = model.extract_bev(first['inputs']['img'], first['data_samples'])
+        fresh = model.extract_bev(first['inputs'], first['data_samples'])
         torch.testing.assert_close(after, fresh)
 
 
@@ -207,15 +207,17 @@ def test_any_head_following_the_contract_plugs_in(cfg):
 def test_bad_input_shape_is_named(cfg):
     model = build_model(cfg).eval()
     with pytest.raises(ValueError, match=r'\(B, T, N_cam, 3, H, W\)'):
-        model.extract_bev(torch.zeros(1, 6, 3, 32, 32), [])
+        model.extract_bev(dict(img=torch.zeros(1, 6, 3, 32, 32)), [])
 
 
-def test_missing_metainfo_key_is_named(cfg):
+def test_missing_or_misshaped_geometry_is_named(cfg):
     model = build_model(cfg).eval()
     model.video_test_mode = False
     data = batch_of(train_dataset(cfg, queue_length=1), [0], model)
-    meta = dict(data['data_samples'][0].metainfo)
-    del meta['lidar2global']
-    bad = type(data['data_samples'][0])(metainfo=meta)
-    with pytest.raises(KeyError, match=r"has no metainfo key 'lidar2global'"):
-        model.extract_bev(data['inputs']['img'], [bad])
+    inputs = dict(data['inputs'])
+    del inputs['lidar2global']
+    with pytest.raises(KeyError, match=r"inputs has no 'lidar2global'"):
+        model.extract_bev(inputs, data['data_samples'])
+    inputs = dict(data['inputs'], can_bus=data['inputs']['can_bus'][..., :17])
+    with pytest.raises(ValueError, match=r"inputs\['can_bus'\] must be \(1, 1, 18\)"):
+        model.extract_bev(inputs, data['data_samples'])

@@ -84,10 +84,21 @@ def frame_meta(inp: dict, f: int, can_bus=None) -> dict:
         img_shape=tuple(inp['padded_hw']), pad_shape=tuple(inp['padded_hw']))
 
 
-def sample(inp: dict, f: int, history: List[dict] = ()) -> Det3DDataSample:
+def sample(inp: dict, f: int) -> Det3DDataSample:
     ds = Det3DDataSample()
-    ds.set_metainfo(dict(frame_meta(inp, f), history=list(history)))
+    ds.set_metainfo(frame_meta(inp, f))
     return ds
+
+
+def model_inputs(imgs: List[torch.Tensor], metas: List[dict]) -> dict:
+    """The model's inputs for one sample: frames oldest first (BEVDataPreprocessor's layout)."""
+    geo = {key: torch.as_tensor(np.stack([np.asarray(m[key]) for m in metas]))[None]
+           for key in ('lidar2img', 'lidar2global', 'can_bus', 'img_shape', 'prev_exists')}
+    return dict(img=torch.stack(imgs, dim=1), **geo)
+
+
+def cat_inputs(*inputs: dict) -> dict:
+    return {k: torch.cat([i[k] for i in inputs]) for k in inputs[0]}
 
 
 def build(ref, legacy: bool = True):
@@ -109,7 +120,8 @@ def run_sequence(model, inp) -> List[Dict]:
     head = model.heads['det']
     with torch.no_grad():
         for f in range(2):
-            bev = model.extract_bev(network_input(inp, f)[:, None], [sample(inp, f)])
+            bev = model.extract_bev(model_inputs([network_input(inp, f)], [frame_meta(inp, f)]),
+                                    [sample(inp, f)])
             cls, bbox = head(bev)
             res = head.predict_by_feat(cls, bbox)[0]
             outs.append(dict(bev=bev, cls=cls, bbox=bbox, res=res))
@@ -222,16 +234,13 @@ def test_legacy_batch_of_two_equals_two_batches_of_one(ref, legacy_model):
     inp = ref['inp']
     img = [network_input(inp, f) for f in range(2)]
     m = [frame_meta(inp, f) for f in range(2)]
-    seq_a = (torch.stack([img[0], img[1]], dim=1),
-             sample(inp, 1, history=[dict(m[0], prev_exists=False)]))
-    rev = dict(m[0], prev_exists=True, frame_idx=2)
-    seq_b_sample = Det3DDataSample()
-    seq_b_sample.set_metainfo(dict(rev, history=[dict(m[1], prev_exists=False, frame_idx=1)]))
-    seq_b = (torch.stack([img[1], img[0]], dim=1), seq_b_sample)
+    seq_a = model_inputs(img, [dict(m[0], prev_exists=False), m[1]])
+    seq_b = model_inputs(img[::-1], [dict(m[1], prev_exists=False), dict(m[0], prev_exists=True)])
+    samples = [sample(inp, 1), sample(inp, 0)]
     with torch.no_grad():
-        both = legacy_model.extract_bev(torch.cat([seq_a[0], seq_b[0]]), [seq_a[1], seq_b[1]])
-        one_a = legacy_model.extract_bev(*seq_a[:1], [seq_a[1]])
-        one_b = legacy_model.extract_bev(*seq_b[:1], [seq_b[1]])
+        both = legacy_model.extract_bev(cat_inputs(seq_a, seq_b), samples)
+        one_a = legacy_model.extract_bev(seq_a, samples[:1])
+        one_b = legacy_model.extract_bev(seq_b, samples[1:])
     torch.testing.assert_close(both[:1], one_a, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(both[1:], one_b, rtol=1e-5, atol=1e-5)
     assert_close(one_a, ref['out']['frames'][1]['bev_embed'].permute(1, 0, 2),
@@ -278,12 +287,13 @@ def training_step(ref):
     # Carry frame 0's BEV exactly as video test mode does.
     model.reset_video_state()
     with torch.no_grad():
-        model.extract_bev(network_input(inp, 0)[:, None], [sample(inp, 0)])
+        model.extract_bev(model_inputs([network_input(inp, 0)], [frame_meta(inp, 0)]),
+                          [sample(inp, 0)])
     model._prev['bev'] = out['frames'][0]['bev_embed'].permute(1, 0, 2).clone()
     ds = sample(inp, 1)
     ds.gt_instances_3d = gt_instances(inp['gt'])
     model.zero_grad()
-    bev = model.extract_bev(network_input(inp, 1)[:, None], [ds])
+    bev = model.extract_bev(model_inputs([network_input(inp, 1)], [frame_meta(inp, 1)]), [ds])
     head = model.heads['det']
     cls, bbox = head(bev)
     losses = head.loss_by_feat(cls, bbox, [ds.gt_instances_3d])

@@ -1,10 +1,12 @@
 """The multi-view temporal nuScenes dataset (info format: docs/data_format.md).
 
 One item is the current key frame plus ``queue_length - 1`` earlier key frames of the same
-scene. The pipeline runs on each frame separately; the dataset then stacks the frames into
-``inputs['img']`` (T, N_cam, 3, H, W) (current frame last) and returns one
-:class:`Det3DDataSample` for the current frame whose metainfo carries ``prev_exists`` and a
-``history`` list (oldest first) with the geometry of the earlier frames.
+scene. The pipeline runs on each frame separately; the dataset then stacks the frames, current
+frame last, into ``inputs``: ``img`` (T, N_cam, 3, H, W) and the per-frame geometry
+``lidar2img`` (T, N_cam, 4, 4), ``lidar2global`` (T, 4, 4), ``can_bus`` (T, 18), ``img_shape``
+(T, 2) and ``prev_exists`` (T,), which ``BEVDataPreprocessor`` batches and validates. The one
+:class:`Det3DDataSample` is the current frame's; its metainfo also carries ``prev_exists`` and
+a ``history`` list (oldest first) naming the earlier frames (token, scene, index, time).
 
 Frame order and scene boundaries come from the info file: ``data_list`` is sorted by
 (scene, timestamp), so the frames of a scene are contiguous and a frame's predecessor in the
@@ -335,9 +337,9 @@ class NuScenesBEVDataset(BaseDataset):
         """Run the pipeline on each queue frame and combine them.
 
         Returns:
-            dict | None: ``inputs={'img': (T, N_cam, 3, H, W) float32 Tensor}``,
-            ``data_samples``: the current frame's Det3DDataSample with ``prev_exists`` and
-            ``history`` in its metainfo. None (refetch) when a frame's pipeline returns None
+            dict | None: ``inputs``: ``img`` (T, N_cam, 3, H, W) float32 and the geometry
+            tensors listed in the module docstring; ``data_samples``: the current frame's
+            Det3DDataSample with ``prev_exists`` and ``history`` in its metainfo. None (refetch) when a frame's pipeline returns None
             or, in training with ``filter_empty_gt``, the current frame has no box left.
         """
         frames = self.queue_frames(idx)
@@ -362,13 +364,20 @@ class NuScenesBEVDataset(BaseDataset):
                     f'after the pipeline; frame {self._frame_info(frame)["token"]} has '
                     f'{tuple(img.shape)}, the current frame {tuple(imgs[-1].shape)} (use a '
                     f'deterministic resize/crop size)')
-        history = [self._history_entry(p['data_samples']) for p in packed[:-1]]
+        metas = [p['data_samples'].metainfo for p in packed]
+        geometry = {}
+        for key in ('lidar2img', 'lidar2global', 'can_bus', 'img_shape'):
+            missing = [m.get('token', '?') for m in metas if key not in m]
+            if missing:
+                raise KeyError(f'NuScenesBEVDataset: frames {missing} have no {key!r} after the '
+                               f'pipeline (PackBEVInputs meta_keys must keep it)')
+            if key == 'img_shape':  # valid (H, W) before the preprocessor pads
+                values = [np.asarray(m[key][:2], dtype=np.int64) for m in metas]
+            else:
+                values = [np.asarray(m[key], dtype=np.float64) for m in metas]
+            geometry[key] = torch.from_numpy(np.stack(values))
+        geometry['prev_exists'] = torch.tensor(flags, dtype=torch.bool)
+        history = [{k: m[k] for k in ('token', 'scene_token', 'frame_idx', 'timestamp') if k in m}
+                   for m in metas[:-1]]
         current.set_metainfo(dict(prev_exists=flags[-1], history=history))
-        return dict(inputs=dict(img=torch.stack(imgs)), data_samples=current)
-
-    @staticmethod
-    def _history_entry(sample: Any) -> Dict[str, Any]:
-        keys = ('token', 'scene_token', 'frame_idx', 'timestamp', 'lidar2img', 'img_shape',
-                'pad_shape', 'lidar2global', 'can_bus', 'prev_exists')
-        meta = sample.metainfo
-        return {k: meta[k] for k in keys if k in meta}
+        return dict(inputs=dict(img=torch.stack(imgs), **geometry), data_samples=current)

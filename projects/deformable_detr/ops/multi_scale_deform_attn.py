@@ -76,6 +76,8 @@ def _check_inputs(value: Tensor, spatial_shapes: Tensor, level_start_index: Tens
     if tuple(level_start_index.shape) != (num_levels,):
         raise ValueError(f'{where}: level_start_index expected shape ({num_levels},), '
                          f'got {tuple(level_start_index.shape)}')
+    if spatial_shapes.is_cuda:
+        return  # summing the shapes would sync the device on every call; the caller checks
     total = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
     if total != num_value:
         raise ValueError(f'{where}: value has num_value={num_value} but spatial_shapes '

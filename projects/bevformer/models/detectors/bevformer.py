@@ -1,12 +1,16 @@
 """The BEVFormer detector: cameras -> image features -> BEV feature B_t -> task heads.
 
-Data flow for a batch (see docs/data_format.md for the metainfo keys)::
+Data flow for a batch (``BEVDataPreprocessor`` output; docs/data_format.md, "Model inputs")::
 
     inputs['img'] (B, T, N_cam, 3, H, W)      T = history frames + the current one (last)
+    inputs[lidar2img | lidar2global | can_bus | img_shape | prev_exists] (B, T, ...)
       -> extract_img_feat per frame           list of (B, N_cam, C, H_l, W_l)
       -> bev_encoder(frame t, prev BEV)       (B, bev_h * bev_w, C), recurrently over t
       -> B_t of the current frame              exposed by :meth:`extract_bev`
       -> heads: loss() / predict() on B_t      e.g. 3D detection, BEV segmentation
+
+The model reads geometry only from these tensors (the data samples' metainfo serves the
+evaluation, and the scene / frame identity of video test mode).
 
 History frames are encoded without gradients and in eval mode (as in the original).
 At test time with T = 1 ("video test mode") the previous BEV is carried from the last
@@ -15,9 +19,8 @@ call and used only for a sample whose previous key frame it really is (same scen
 at test time, give the test dataset a queue instead: the history is then recomputed per
 sample and the result does not depend on the batch composition.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,44 +31,12 @@ from mmengine.model import ModuleDict
 
 from ...geometry.ego_motion import relative_pose
 from ...structures import Det3DDataSample
+from ..data_preprocessors.bev_data_preprocessor import GEOMETRY_KEYS
 from ..heads.base_bev_head import BaseBEVHead
 
 SampleList = List[Det3DDataSample]
-
-
-class _FrameGeometry:
-    """Per-frame geometry of a batch, as tensors.
-
-    Attributes:
-        lidar2img (Tensor): (B, N_cam, 4, 4) float32.
-        lidar2global (Tensor): (B, 4, 4) float64.
-        can_bus (Tensor): (B, 18) float64, absolute values.
-        prev_exists (Tensor): (B,) bool.
-        scene_tokens (list[str]), frame_idx (list[int] or None).
-        img_shape, pad_shape (tuple[int, int]).
-    """
-
-    def __init__(self, metas: Sequence[dict], device: torch.device, pad_shape: Tuple[int, int]):
-        def stack(key: str, dtype: torch.dtype) -> Tensor:
-            for m in metas:
-                if key not in m:
-                    raise KeyError(f'data sample {m.get("token", "?")} has no metainfo key '
-                                   f'{key!r} (see docs/data_format.md)')
-            arr = np.stack([np.asarray(m[key], dtype=np.float64) for m in metas])
-            return torch.as_tensor(arr, dtype=dtype, device=device)
-
-        self.lidar2img = stack('lidar2img', torch.float32)
-        self.lidar2global = stack('lidar2global', torch.float64)
-        self.can_bus = stack('can_bus', torch.float64)
-        self.prev_exists = torch.tensor([bool(m.get('prev_exists', False)) for m in metas],
-                                        device=device)
-        self.scene_tokens = [m.get('scene_token') for m in metas]
-        self.frame_idx = [m.get('frame_idx') for m in metas]
-        shapes = {tuple(m['img_shape'][:2]) for m in metas}
-        if len(shapes) != 1:
-            raise ValueError(f'all samples of a batch must share img_shape, got {sorted(shapes)}')
-        self.img_shape = shapes.pop()
-        self.pad_shape = pad_shape
+#: One frame of the batch geometry: GEOMETRY_KEYS -> (B, ...) tensors.
+Frame = Dict[str, Tensor]
 
 
 @MODELS.register_module()
@@ -141,78 +112,90 @@ class BEVFormer(BaseDetector):
         return [f.view(bs, num_cams, *f.shape[1:]) for f in feats]
 
     # --------------------------------------------------------------------- BEV
-    def _encode(self, mlvl_feats: List[Tensor], geo: _FrameGeometry,
-                prev_bev: Optional[Tensor], prev_geo: Optional[_FrameGeometry],
+    def _encode(self, mlvl_feats: List[Tensor], frame: Frame, pad_shape: Tuple[int, int],
+                prev_bev: Optional[Tensor], prev_frame: Optional[Frame],
                 prev_valid: Tensor) -> Tensor:
         """One BEV encoder step for one frame. Returns (B, bev_h * bev_w, C)."""
-        if prev_bev is not None and prev_geo is not None:
-            prev2cur = relative_pose(prev_geo.lidar2global, geo.lidar2global)
-            prev_can_bus = prev_geo.can_bus
+        if prev_bev is not None and prev_frame is not None:
+            prev2cur = relative_pose(prev_frame['lidar2global'], frame['lidar2global'])
+            prev_can_bus = prev_frame['can_bus']
         else:
             prev2cur = None
-            prev_can_bus = torch.zeros_like(geo.can_bus)
+            prev_can_bus = torch.zeros_like(frame['can_bus'])
             prev_valid = torch.zeros_like(prev_valid)
         # float64: the encoder casts for its MLP (legacy mode derives angles from it).
-        can_bus = self.bev_encoder.make_can_bus(geo.can_bus, prev_can_bus, prev_valid)
+        can_bus = self.bev_encoder.make_can_bus(frame['can_bus'], prev_can_bus, prev_valid)
         return self.bev_encoder(
             mlvl_feats,
-            lidar2img=geo.lidar2img,
-            img_shape=geo.img_shape,
-            pad_shape=geo.pad_shape,
+            lidar2img=frame['lidar2img'],
+            img_shape=frame['img_shape'],
+            pad_shape=pad_shape,
             can_bus=can_bus,
             prev_bev=prev_bev,
             prev2cur=None if prev2cur is None else prev2cur.float(),
             prev_valid=prev_valid if prev_bev is not None else None)
 
-    def _frame_geometries(self, imgs: Tensor, batch_data_samples: SampleList) -> List[_FrameGeometry]:
-        num_frames = imgs.shape[1]
-        pad_shape = tuple(imgs.shape[-2:])
-        geos = []
-        for t in range(num_frames - 1):
-            metas = []
-            for ds in batch_data_samples:
-                history = ds.metainfo.get('history', [])
-                if len(history) != num_frames - 1:
-                    raise ValueError(f'sample {ds.metainfo.get("token")} has {len(history)} history '
-                                     f'frames but the batch has {num_frames - 1}')
-                metas.append(history[t])
-            geos.append(_FrameGeometry(metas, imgs.device, pad_shape))
-        geos.append(_FrameGeometry([ds.metainfo for ds in batch_data_samples], imgs.device, pad_shape))
-        return geos
+    @staticmethod
+    def _geometry(inputs: dict, imgs: Tensor) -> Dict[str, Tensor]:
+        """The (B, T, ...) geometry tensors of ``inputs``, checked against the images."""
+        bs, num_frames, num_cams = imgs.shape[:3]
+        geo = {}
+        for key, (shape, _) in GEOMETRY_KEYS.items():
+            if key not in inputs:
+                raise KeyError(f'BEVFormer: inputs has no {key!r}; the model reads the per-frame '
+                               f'geometry from the (B, T, ...) tensors of BEVDataPreprocessor '
+                               f'(docs/data_format.md)')
+            want = (bs, num_frames, *(num_cams if d is None else d for d in shape))
+            if tuple(inputs[key].shape) != want:
+                raise ValueError(f'BEVFormer: inputs[{key!r}] must be {want}, got '
+                                 f'{tuple(inputs[key].shape)}')
+            geo[key] = inputs[key].to(imgs.device)
+        return geo
 
-    def extract_bev(self, imgs: Tensor, batch_data_samples: SampleList) -> Tensor:
+    def extract_bev(self, inputs: dict, batch_data_samples: SampleList) -> Tensor:
         """B_t: the BEV feature of the current (last) frame, using the history frames.
 
         Args:
-            imgs (Tensor): (B, T, N_cam, 3, H, W); T - 1 history frames, then the current.
-            batch_data_samples (list[Det3DDataSample]): B samples (metainfo per frame).
+            inputs (dict): ``img`` (B, T, N_cam, 3, H, W), T - 1 history frames then the
+                current; ``lidar2img`` (B, T, N_cam, 4, 4), ``lidar2global`` (B, T, 4, 4),
+                ``can_bus`` (B, T, 18), ``img_shape`` (B, T, 2), ``prev_exists`` (B, T), as
+                ``BEVDataPreprocessor`` makes them.
+            batch_data_samples (list[Det3DDataSample]): B samples; video test mode reads their
+                ``scene_token`` and ``frame_idx``.
 
         Returns:
             Tensor: (B, bev_h * bev_w, C).
         """
+        imgs = inputs['img']
         if imgs.dim() != 6:
             raise ValueError(f'expected imgs of shape (B, T, N_cam, 3, H, W), got {tuple(imgs.shape)}')
         bs, num_frames = imgs.shape[:2]
-        geos = self._frame_geometries(imgs, batch_data_samples)
+        geo = self._geometry(inputs, imgs)
+        frames = [{k: v[:, t] for k, v in geo.items()} for t in range(num_frames)]
+        pad_shape = tuple(imgs.shape[-2:])
 
-        prev_bev, prev_geo = None, None
+        prev_bev, prev_frame = None, None
         if num_frames > 1:
-            prev_bev, prev_geo = self._encode_history(imgs[:, :-1], geos[:-1])
+            prev_bev, prev_frame = self._encode_history(imgs[:, :-1], frames[:-1], pad_shape)
         elif self.video_test_mode and not self.training:
-            prev_bev, prev_geo = self._carried_state(geos[-1])
+            prev_bev, prev_frame = self._carried_state(bs)
 
-        cur = geos[-1]
-        prev_valid = cur.prev_exists
+        cur = frames[-1]
+        prev_valid = cur['prev_exists']
         if prev_bev is not None and num_frames == 1:
-            prev_valid = prev_valid & self._carried_valid(cur)
+            prev_valid = prev_valid & self._carried_valid(batch_data_samples, imgs.device)
         feats = self.extract_img_feat(imgs[:, -1])
-        bev = self._encode(feats, cur, prev_bev, prev_geo, prev_valid)
+        bev = self._encode(feats, cur, pad_shape, prev_bev, prev_frame, prev_valid)
 
         if self.video_test_mode and not self.training:
-            self._prev = dict(bev=bev.detach(), geo=cur)
+            self._prev = dict(bev=bev.detach(), frame=cur,
+                              scene_tokens=[ds.metainfo.get('scene_token')
+                                            for ds in batch_data_samples],
+                              frame_idx=[ds.metainfo.get('frame_idx')
+                                         for ds in batch_data_samples])
         return bev
 
-    def _encode_history(self, imgs: Tensor, geos: List[_FrameGeometry]):
+    def _encode_history(self, imgs: Tensor, frames: List[Frame], pad_shape: Tuple[int, int]):
         """Encode the history frames recurrently, without gradients, in eval mode."""
         was_training = self.training
         self.eval()
@@ -222,61 +205,64 @@ class BEVFormer(BaseDetector):
                 # One backbone pass over all history frames.
                 feats = self.extract_img_feat(imgs.flatten(0, 1))
                 feats = [f.view(bs, num_hist, *f.shape[1:]) for f in feats]
-                prev_bev, prev_geo = None, None
-                for t in range(num_hist):
-                    geo = geos[t]
-                    bev = self._encode([f[:, t] for f in feats], geo, prev_bev, prev_geo,
-                                       geo.prev_exists)
-                    prev_bev, prev_geo = bev, geo
+                prev_bev, prev_frame = None, None
+                for t, frame in enumerate(frames):
+                    bev = self._encode([f[:, t] for f in feats], frame, pad_shape, prev_bev,
+                                       prev_frame, frame['prev_exists'])
+                    prev_bev, prev_frame = bev, frame
         finally:
             self.train(was_training)
-        return prev_bev, prev_geo
+        return prev_bev, prev_frame
 
-    def _carried_state(self, cur: _FrameGeometry):
-        if self._prev is None or self._prev['bev'].shape[0] != len(cur.scene_tokens):
+    def _carried_state(self, bs: int) -> Tuple[Optional[Tensor], Optional[Frame]]:
+        if self._prev is None or self._prev['bev'].shape[0] != bs:
             return None, None
-        return self._prev['bev'], self._prev['geo']
+        return self._prev['bev'], self._prev['frame']
 
-    def _carried_valid(self, cur: _FrameGeometry) -> Tensor:
+    def _carried_valid(self, batch_data_samples: SampleList, device: torch.device) -> Tensor:
         """(B,) bool: the carried BEV at position b is the previous key frame of sample b."""
-        prev = self._prev['geo']
+        prev = self._prev
         valid = []
-        for b, scene in enumerate(cur.scene_tokens):
-            same_scene = scene is not None and prev.scene_tokens[b] == scene
-            idx, pidx = cur.frame_idx[b], prev.frame_idx[b]
+        for b, ds in enumerate(batch_data_samples):
+            scene, idx = ds.metainfo.get('scene_token'), ds.metainfo.get('frame_idx')
+            pidx = prev['frame_idx'][b]
+            same_scene = scene is not None and prev['scene_tokens'][b] == scene
             consecutive = idx is not None and pidx is not None and int(pidx) == int(idx) - 1
             valid.append(same_scene and consecutive)
-        return torch.tensor(valid, device=cur.lidar2img.device)
+        return torch.tensor(valid, device=device)
 
     def reset_video_state(self) -> None:
         """Forget the carried previous BEV (called automatically on a scene change)."""
         self._prev = None
 
     # ------------------------------------------------------------------- API
-    def extract_feat(self, batch_inputs: Union[Tensor, dict],
+    def extract_feat(self, batch_inputs: dict,
                      batch_data_samples: SampleList = None) -> Tensor:
         """B_t of a batch (see :meth:`extract_bev`).
 
         Args:
-            batch_inputs (dict | Tensor): ``{'img': (B, T, N_cam, 3, H, W)}`` from
-                ``BEVDataPreprocessor``, or the image tensor itself.
-            batch_data_samples (list[Det3DDataSample]): B samples with the per-frame metainfo.
+            batch_inputs (dict): images and per-frame geometry from ``BEVDataPreprocessor``.
+            batch_data_samples (list[Det3DDataSample]): B samples.
 
         Returns:
             Tensor: (B, bev_h * bev_w, C).
         """
-        return self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        return self.extract_bev(self._inputs(batch_inputs), batch_data_samples)
 
     @staticmethod
-    def _imgs(batch_inputs: Union[Tensor, dict]) -> Tensor:
-        return batch_inputs['img'] if isinstance(batch_inputs, dict) else batch_inputs
+    def _inputs(batch_inputs: dict) -> dict:
+        if not isinstance(batch_inputs, dict) or 'img' not in batch_inputs:
+            raise TypeError('BEVFormer: batch_inputs must be the dict of BEVDataPreprocessor '
+                            f'(img and the per-frame geometry), got {type(batch_inputs).__name__}')
+        return batch_inputs
 
-    def loss(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList) -> dict:
+    def loss(self, batch_inputs: dict, batch_data_samples: SampleList) -> dict:
         """Losses of every head on B_t.
 
         Args:
-            batch_inputs (dict | Tensor): ``{'img': (B, T, N_cam, 3, H, W)}``; T - 1 history
-                frames (encoded without gradients) then the current frame.
+            batch_inputs (dict): ``img`` (B, T, N_cam, 3, H, W), T - 1 history frames (encoded
+                without gradients) then the current frame, and the per-frame geometry
+                (:meth:`extract_bev`).
             batch_data_samples (list[Det3DDataSample]): B samples with metainfo and each
                 head's ground truth.
 
@@ -284,7 +270,7 @@ class BEVFormer(BaseDetector):
             dict[str, Tensor]: each head's losses under ``head.loss_prefix + key``, scaled by
             ``head_loss_weights[name]``.
         """
-        bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        bev = self.extract_bev(self._inputs(batch_inputs), batch_data_samples)
         losses = {}
         for name, head in self.heads.items():
             weight = self.head_loss_weights.get(name, 1.0)
@@ -294,12 +280,12 @@ class BEVFormer(BaseDetector):
                 losses[head.loss_prefix + key] = value
         return losses
 
-    def predict(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList,
+    def predict(self, batch_inputs: dict, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
         """Predictions of every head, stored in the data samples.
 
         Args:
-            batch_inputs (dict | Tensor): ``{'img': (B, T, N_cam, 3, H, W)}``; with T = 1 and
+            batch_inputs (dict): images and geometry as for :meth:`loss`; with T = 1 and
                 ``video_test_mode`` the previous BEV is carried from the last call.
             batch_data_samples (list[Det3DDataSample]): B samples with metainfo.
             rescale (bool): unused (boxes are in metres in the LiDAR frame).
@@ -309,15 +295,15 @@ class BEVFormer(BaseDetector):
             (the detection head's ``pred_instances_3d``: ``bboxes_3d`` (M, 9), ``scores_3d``,
             ``labels_3d``).
         """
-        bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        bev = self.extract_bev(self._inputs(batch_inputs), batch_data_samples)
         for head in self.heads.values():
             for ds, res in zip(batch_data_samples, head.predict(bev, batch_data_samples)):
                 setattr(ds, head.pred_field, res)
         return batch_data_samples
 
-    def _forward(self, batch_inputs: Union[Tensor, dict], batch_data_samples: SampleList = None):
+    def _forward(self, batch_inputs: dict, batch_data_samples: SampleList = None):
         """Raw head outputs by head name (no post-processing)."""
-        bev = self.extract_bev(self._imgs(batch_inputs), batch_data_samples)
+        bev = self.extract_bev(self._inputs(batch_inputs), batch_data_samples)
         return {name: head(bev) for name, head in self.heads.items()}
 
 

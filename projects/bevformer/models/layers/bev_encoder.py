@@ -170,6 +170,7 @@ class BEVFormerEncoder(BaseModule):
             img_shape = pad_shape
         ref_cam, bev_mask = project_points_to_cameras(ref_3d, self.pc_range, lidar2img,
                                                       img_shape, pad_shape)
+        cam_plan = SpatialCrossAttention.plan(ref_cam, bev_mask)  # shared by every layer
         bev_spatial_shapes = torch.tensor([[self.bev_h, self.bev_w]], device=device)
         bev_level_start_index = torch.zeros(1, dtype=torch.long, device=device)
 
@@ -187,7 +188,7 @@ class BEVFormerEncoder(BaseModule):
                 tsa_current = query
         for layer in self.layers:
             query = layer(query, query_pos, ref_2d, bev_spatial_shapes, bev_level_start_index,
-                          value, ref_cam, bev_mask, spatial_shapes, level_start_index,
+                          value, cam_plan, spatial_shapes, level_start_index,
                           prev_bev=prev_bev, prev_valid=prev_valid, prev_ref_2d=prev_ref_2d,
                           tsa_current=tsa_current)
         assert query.shape == (bs, num_cells, self.embed_dims)

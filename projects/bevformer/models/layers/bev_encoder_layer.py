@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from .spatial_cross_attention import SpatialCrossAttention
+from .spatial_cross_attention import CameraQueries, SpatialCrossAttention
 from .temporal_self_attention import TemporalSelfAttention
 
 
@@ -63,8 +63,7 @@ class BEVFormerEncoderLayer(BaseModule):
                 bev_spatial_shapes: Tensor,
                 bev_level_start_index: Tensor,
                 value: Tensor,
-                ref_cam: Tensor,
-                bev_mask: Tensor,
+                cam_plan: CameraQueries,
                 spatial_shapes: Tensor,
                 level_start_index: Tensor,
                 prev_bev: Optional[Tensor] = None,
@@ -80,8 +79,8 @@ class BEVFormerEncoderLayer(BaseModule):
             bev_spatial_shapes (Tensor): (1, 2) long, [[bev_h, bev_w]].
             bev_level_start_index (Tensor): (1,) long, [0].
             value (Tensor): (bs, num_cams, num_value, C) flattened camera features.
-            ref_cam (Tensor): (bs, num_cams, bev_h * bev_w, D, 2) projected pillar anchors.
-            bev_mask (Tensor): (bs, num_cams, bev_h * bev_w, D) bool.
+            cam_plan (CameraQueries): which queries each camera attends, from the projected
+                pillar anchors (:meth:`SpatialCrossAttention.plan`, computed once per frame).
             spatial_shapes (Tensor): (num_levels, 2) long (H, W) of the feature levels.
             level_start_index (Tensor): (num_levels,) long.
             prev_bev (Tensor, optional): (bs, bev_h * bev_w, C) previous BEV aligned to now.
@@ -95,7 +94,7 @@ class BEVFormerEncoderLayer(BaseModule):
             Tensor: (bs, bev_h * bev_w, C).
         """
         args = (query, query_pos, ref_2d, bev_spatial_shapes, bev_level_start_index, value,
-                ref_cam, bev_mask, spatial_shapes, level_start_index, prev_bev, prev_valid,
+                cam_plan, spatial_shapes, level_start_index, prev_bev, prev_valid,
                 prev_ref_2d, tsa_current)
         if self.with_cp and self.training and torch.is_grad_enabled():
             return checkpoint(self._forward, *args, use_reentrant=False)
@@ -103,7 +102,7 @@ class BEVFormerEncoderLayer(BaseModule):
 
     def _forward(self, query: Tensor, query_pos: Optional[Tensor], ref_2d: Tensor,
                  bev_spatial_shapes: Tensor, bev_level_start_index: Tensor, value: Tensor,
-                 ref_cam: Tensor, bev_mask: Tensor, spatial_shapes: Tensor,
+                 cam_plan: CameraQueries, spatial_shapes: Tensor,
                  level_start_index: Tensor, prev_bev: Optional[Tensor],
                  prev_valid: Optional[Tensor], prev_ref_2d: Optional[Tensor],
                  tsa_current: Optional[Tensor]) -> Tensor:
@@ -113,8 +112,8 @@ class BEVFormerEncoderLayer(BaseModule):
         query = self.norms[0](query)
         # The BEV positional encoding enters temporal self-attention only (as the original:
         # its spatial cross-attention gets no query_pos).
-        query = self.cross_attn(query, value, ref_cam, bev_mask, spatial_shapes,
-                                level_start_index)
+        query = self.cross_attn(query, value, None, None, spatial_shapes, level_start_index,
+                                plan=cam_plan)
         query = self.norms[1](query)
         query = self.ffn(query)
         return self.norms[2](query)

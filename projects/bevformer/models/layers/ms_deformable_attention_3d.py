@@ -59,7 +59,8 @@ class MSDeformableAttention3D(BaseModule):
             query (Tensor): (B, num_query, C), B = bs * num_cams in spatial cross-attention.
             value (Tensor): (B, num_value, C) flattened multi-level features.
             reference_points (Tensor): (B, num_query, D, 2) normalized (x, y) of the anchors.
-            spatial_shapes (Tensor): (num_levels, 2) long (H, W).
+            spatial_shapes (Tensor): (num_levels, 2) long (H, W); the H*W must sum to num_value
+                (checked once by the encoder, not here: it would sync the device per layer).
             level_start_index (Tensor): (num_levels,) long.
 
         Returns:
@@ -73,9 +74,6 @@ class MSDeformableAttention3D(BaseModule):
         if spatial_shapes.shape != (self.num_levels, 2):
             raise ValueError(f'MSDeformableAttention3D: spatial_shapes must be '
                              f'({self.num_levels}, 2), got {tuple(spatial_shapes.shape)}')
-        if int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum()) != num_value:
-            raise ValueError(f'MSDeformableAttention3D: spatial_shapes {spatial_shapes.tolist()} '
-                             f'do not cover num_value={num_value}')
         if (reference_points.dim() != 4 or reference_points.shape[:2] != (batch, num_query)
                 or reference_points.shape[-1] != 2):
             raise ValueError(f'MSDeformableAttention3D: reference_points must be ({batch}, '

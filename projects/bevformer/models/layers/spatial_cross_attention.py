@@ -1,5 +1,5 @@
 """Spatial cross-attention (SCA): each BEV query attends to the cameras its pillar projects into."""
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from mmengine.model import BaseModule, xavier_init
@@ -53,73 +53,107 @@ class SpatialCrossAttention(BaseModule):
         """Xavier output projection (the inner attention initializes itself)."""
         xavier_init(self.output_proj, distribution='uniform', bias=0.)
 
-    def forward(self,
-                query: Tensor,
-                value: Tensor,
-                reference_points_cam: Tensor,
-                bev_mask: Tensor,
-                spatial_shapes: Tensor,
-                level_start_index: Tensor,
-                query_pos: Optional[Tensor] = None) -> Tensor:
-        """
+    @staticmethod
+    def plan(reference_points_cam: Tensor, bev_mask: Tensor) -> 'CameraQueries':
+        """Which queries each (sample, camera) attends with: computed once per frame.
+
         Args:
-            query (Tensor): (bs, num_query, C) BEV queries; also the residual identity.
-            value (Tensor): (bs, num_cams, num_value, C) flattened multi-level camera features.
             reference_points_cam (Tensor): (bs, num_cams, num_query, D, 2) normalized pixel
                 locations of the D pillar anchors in each camera.
             bev_mask (Tensor): (bs, num_cams, num_query, D) bool, anchor visible in the camera.
-            spatial_shapes (Tensor): (num_levels, 2) long (H, W) of the feature levels.
-            level_start_index (Tensor): (num_levels,) long.
-            query_pos (Tensor, optional): (bs, num_query, C) BEV positional encoding.
 
         Returns:
-            Tensor: (bs, num_query, C).
+            CameraQueries: the gather plan shared by every encoder layer (one host sync here
+            for the padded length, none in the layers).
         """
-        bs, num_query, channels = query.shape
-        num_cams = self.num_cams
-        if value.dim() != 4 or value.shape[:2] != (bs, num_cams) or value.shape[3] != channels:
-            raise ValueError(f'SpatialCrossAttention: value must be ({bs}, {num_cams}, num_value, '
-                             f'{channels}), got {tuple(value.shape)}')
-        if (reference_points_cam.dim() != 5
-                or reference_points_cam.shape[:3] != (bs, num_cams, num_query)
-                or reference_points_cam.shape[-1] != 2):
-            raise ValueError(f'SpatialCrossAttention: reference_points_cam must be ({bs}, '
-                             f'{num_cams}, {num_query}, D, 2), got '
+        if reference_points_cam.dim() != 5 or reference_points_cam.shape[-1] != 2:
+            raise ValueError(f'SpatialCrossAttention: reference_points_cam must be (bs, '
+                             f'num_cams, num_query, D, 2), got '
                              f'{tuple(reference_points_cam.shape)}')
         if bev_mask.shape != reference_points_cam.shape[:-1]:
             raise ValueError(f'SpatialCrossAttention: bev_mask must be '
                              f'{tuple(reference_points_cam.shape[:-1])}, got '
                              f'{tuple(bev_mask.shape)}')
+        bs, num_cams, num_query, num_anchors = bev_mask.shape
+        hit = bev_mask.any(dim=-1)  # (bs, num_cams, num_query)
+        hits_per_view = hit.sum(dim=-1)  # (bs, num_cams)
+        max_len = int(hits_per_view.max()) if hit.numel() else 0
+        # Per (sample, camera): the hit query indices first, in ascending order (stable sort).
+        order = torch.sort((~hit).to(torch.uint8), dim=-1, stable=True).indices
+        order = order[..., :max_len]  # (bs, num_cams, max_len)
+        slot_valid = (torch.arange(max_len, device=bev_mask.device)[None, None, :] <
+                      hits_per_view[..., None])  # (bs, num_cams, max_len)
+        refs = torch.gather(reference_points_cam, 2,
+                            order[..., None, None].expand(bs, num_cams, max_len, num_anchors, 2))
+        # Padding slots get a harmless reference (their outputs are discarded).
+        refs = torch.where(slot_valid[..., None, None], refs, torch.zeros_like(refs))
+        count = hit.sum(dim=1).clamp(min=1)  # (bs, num_query) cameras hit
+        return CameraQueries(order, slot_valid, refs, count, num_query)
+
+    def forward(self,
+                query: Tensor,
+                value: Tensor,
+                reference_points_cam: Optional[Tensor],
+                bev_mask: Optional[Tensor],
+                spatial_shapes: Tensor,
+                level_start_index: Tensor,
+                query_pos: Optional[Tensor] = None,
+                plan: Optional['CameraQueries'] = None) -> Tensor:
+        """
+        Args:
+            query (Tensor): (bs, num_query, C) BEV queries; also the residual identity.
+            value (Tensor): (bs, num_cams, num_value, C) flattened multi-level camera features.
+            reference_points_cam (Tensor, optional): (bs, num_cams, num_query, D, 2) normalized
+                pixel locations of the D pillar anchors in each camera (unused with ``plan``).
+            bev_mask (Tensor, optional): (bs, num_cams, num_query, D) bool, anchor visible in
+                the camera (unused with ``plan``).
+            spatial_shapes (Tensor): (num_levels, 2) long (H, W) of the feature levels.
+            level_start_index (Tensor): (num_levels,) long.
+            query_pos (Tensor, optional): (bs, num_query, C) positional encoding added to the
+                query (BEVFormer's encoder gives none).
+            plan (CameraQueries, optional): :meth:`plan` of the two tensors above, computed
+                once per frame by the encoder.
+
+        Returns:
+            Tensor: (bs, num_query, C).
+        """
+        if plan is None:
+            plan = self.plan(reference_points_cam, bev_mask)
+        bs, num_query, channels = query.shape
+        num_cams = self.num_cams
+        if value.dim() != 4 or value.shape[:2] != (bs, num_cams) or value.shape[3] != channels:
+            raise ValueError(f'SpatialCrossAttention: value must be ({bs}, {num_cams}, num_value, '
+                             f'{channels}), got {tuple(value.shape)}')
+        if plan.order.shape[:2] != (bs, num_cams) or plan.num_query != num_query:
+            raise ValueError(f'SpatialCrossAttention: the camera plan is for '
+                             f'{tuple(plan.order.shape[:2])} (bs, num_cams) and '
+                             f'{plan.num_query} queries, the query is {tuple(query.shape)}')
         identity = query
         if query_pos is not None:
             query = query + query_pos
 
-        hit = bev_mask.any(dim=-1)  # (bs, num_cams, num_query)
-        hits_per_view = hit.sum(dim=-1)  # (bs, num_cams)
-        max_len = int(hits_per_view.max()) if hit.numel() else 0
+        max_len = plan.order.shape[-1]
         slots = query.new_zeros(bs, num_query, channels)
         if max_len > 0:
-            # Per (sample, camera): the hit query indices first, in ascending order (stable sort).
-            order = torch.sort((~hit).to(torch.uint8), dim=-1, stable=True).indices
-            order = order[..., :max_len]  # (bs, num_cams, max_len)
-            slot_valid = (torch.arange(max_len, device=query.device)[None, None, :] <
-                          hits_per_view[..., None])  # (bs, num_cams, max_len)
-            num_anchors = reference_points_cam.shape[3]
             queries = torch.gather(query[:, None].expand(bs, num_cams, num_query, channels), 2,
-                                   order[..., None].expand(bs, num_cams, max_len, channels))
-            refs = torch.gather(reference_points_cam, 2,
-                                order[..., None, None].expand(bs, num_cams, max_len,
-                                                              num_anchors, 2))
-            # Padding slots get a harmless reference (their outputs are discarded below).
-            refs = torch.where(slot_valid[..., None, None], refs, torch.zeros_like(refs))
+                                   plan.order[..., None].expand(bs, num_cams, max_len, channels))
             out = self.deformable_attention(queries.flatten(0, 1), value.flatten(0, 1),
-                                            refs.flatten(0, 1), spatial_shapes,
+                                            plan.refs.flatten(0, 1), spatial_shapes,
                                             level_start_index)
             out = out.view(bs, num_cams, max_len, channels).to(slots.dtype)
-            out = torch.where(slot_valid[..., None], out, torch.zeros_like(out))
+            out = torch.where(plan.slot_valid[..., None], out, torch.zeros_like(out))
             slots = slots.scatter_add(
-                1, order.flatten(1, 2)[..., None].expand(bs, num_cams * max_len, channels),
+                1, plan.order.flatten(1, 2)[..., None].expand(bs, num_cams * max_len, channels),
                 out.flatten(1, 2))
-        count = hit.sum(dim=1).clamp(min=1).to(slots.dtype)  # (bs, num_query) cameras hit
-        slots = slots / count[..., None]
+        slots = slots / plan.count.to(slots.dtype)[..., None]
         return identity + self.dropout(self.output_proj(slots))
+
+
+class CameraQueries(NamedTuple):
+    """Gather plan of spatial cross-attention (:meth:`SpatialCrossAttention.plan`)."""
+
+    order: Tensor  # (bs, num_cams, max_len) query index of each slot, hit queries first
+    slot_valid: Tensor  # (bs, num_cams, max_len) bool, the slot holds a hit query
+    refs: Tensor  # (bs, num_cams, max_len, D, 2) reference points of the slots (0 if invalid)
+    count: Tensor  # (bs, num_query) long, cameras that see each query (>= 1)
+    num_query: int

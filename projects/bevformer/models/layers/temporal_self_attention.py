@@ -82,8 +82,8 @@ class TemporalSelfAttention(BaseModule):
             query (Tensor): (bs, num_query, C) current BEV queries (no positional encoding);
                 also the residual identity.
             reference_points (Tensor): (bs, num_query, num_levels, 2) normalized (x, y).
-            spatial_shapes (Tensor): (num_levels, 2) long (H, W) of the BEV; the H*W sum to
-                num_query.
+            spatial_shapes (Tensor): (num_levels, 2) long (H, W) of the BEV; the H*W must sum
+                to num_query (not checked here: it would sync the device in every layer).
             level_start_index (Tensor): (num_levels,) long.
             query_pos (Tensor, optional): (bs, num_query, C) BEV positional encoding.
             prev_bev (Tensor, optional): (bs, num_query, C) previous BEV already aligned to the
@@ -107,9 +107,6 @@ class TemporalSelfAttention(BaseModule):
         if reference_points.shape != (bs, num_query, self.num_levels, 2):
             raise ValueError(f'TemporalSelfAttention: reference_points must be ({bs}, {num_query}, '
                              f'{self.num_levels}, 2), got {tuple(reference_points.shape)}')
-        if int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum()) != num_query:
-            raise ValueError(f'TemporalSelfAttention: spatial_shapes {spatial_shapes.tolist()} '
-                             f'do not cover the {num_query} BEV queries')
         if prev_reference_points is None:
             prev_reference_points = reference_points
         elif prev_reference_points.shape != reference_points.shape:
