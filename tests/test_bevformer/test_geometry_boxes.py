@@ -9,14 +9,13 @@ from nuscenes.eval.common.utils import quaternion_yaw
 from nuscenes.utils.data_classes import Box
 from pyquaternion import Quaternion
 
+from projects.bevformer.constants import CAMERAS
 from projects.bevformer.geometry.boxes import (box_corners, global_boxes_to_lidar, limit_angle,
                                                lidar_boxes_to_global, matrix_to_quaternion,
                                                pose_matrix, quaternion_to_matrix,
                                                quaternion_to_yaw, yaw_to_quaternion)
 
 from tests.shared_data import REAL_SAMPLE_DIR as SAMPLE_DIR
-CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
-           'CAM_BACK_RIGHT')
 
 
 @pytest.fixture(scope='module')

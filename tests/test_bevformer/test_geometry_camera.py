@@ -126,10 +126,19 @@ def test_torch_and_numpy_agree_and_broadcast():
 
 
 def test_visibility_mask_edges_and_depth():
-    uv = np.array([[0.0, 0.0], [9.999, 4.999], [10.0, 1.0], [1.0, 5.0], [-1e-6, 1], [3, 3]])
-    d = np.array([1.0, 1.0, 1.0, 1.0, 1.0, -2.0])
-    np.testing.assert_array_equal(visibility_mask(uv, d, (5, 10)),
-                                  [True, True, False, False, False, False])
+    # strictly inside (the encoder's rule, kept from the original BEVFormer): u == 0 is out
+    uv = np.array([[0.0, 0.0], [9.999, 4.999], [10.0, 1.0], [1.0, 5.0], [-1e-6, 1], [3, 3],
+                   [1e-6, 1e-6], [0.0, 2.0]])
+    d = np.array([1.0, 1.0, 1.0, 1.0, 1.0, -2.0, 1.0, 1.0])
+    expected = [False, True, False, False, False, False, True, False]
+    np.testing.assert_array_equal(visibility_mask(uv, d, (5, 10)), expected)
+    np.testing.assert_array_equal(visibility_mask(torch.tensor(uv), torch.tensor(d), (5, 10)),
+                                  expected)
+    # one (H, W) per leading index
+    per_row = visibility_mask(uv[None].repeat(2, 0), d[None].repeat(2, 0),
+                              np.array([[[5, 10]], [[5, 9]]]))
+    np.testing.assert_array_equal(per_row[0], expected)
+    assert not per_row[1, 1]  # u = 9.999 is outside a 9-pixel-wide image
     with pytest.raises(ValueError, match='matching depth'):
         visibility_mask(uv, d[:3], (5, 10))
 
@@ -155,7 +164,7 @@ def test_agrees_with_encoder_projection():
     expect = (uv / [1280, 736]).transpose(1, 0, 2)  # (30, D, 2)
     got = ref_cam[0, 0].double().numpy()
     np.testing.assert_allclose(got[vis.T], expect[vis.T], rtol=1e-4, atol=1e-5)
-    assert (mask[0, 0].numpy() == vis.T).mean() > 0.99  # strict vs. inclusive edge only
+    np.testing.assert_array_equal(mask[0, 0].numpy(), vis.T)  # one boundary rule
 
 
 def test_shape_errors():

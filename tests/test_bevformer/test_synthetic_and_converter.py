@@ -16,6 +16,7 @@ from projects.bevformer.datasets.synthetic_nuscenes import (GROUND_INTENSITY,
                                                             generate_synthetic_nuscenes)
 from projects.bevformer.geometry.boxes import (box_corners, lidar_boxes_to_global,
                                                quaternion_to_yaw, yaw_to_quaternion)
+from projects.bevformer.geometry.camera import compose_lidar2img
 
 SCALE = 0.08  # 128 x 72 images
 
@@ -236,9 +237,7 @@ def test_rendered_silhouette_matches_lidar2img_projection(cam):
                               glob['size_wlh'][0][[1, 0, 2]] / 2)
     rendered = np.isfinite(t).reshape(height, width)
     # the converter's lidar2img (ego pose = identity)
-    cam2img4 = np.eye(4)
-    cam2img4[:3, :3] = intrinsic
-    lidar2img = cam2img4 @ np.linalg.inv(cam2ego) @ lidar2ego
+    lidar2img = compose_lidar2img(intrinsic, np.linalg.inv(cam2ego) @ lidar2ego)
     corners = box_corners(box)[0]
     p = np.concatenate([corners, np.ones((8, 1))], 1) @ lidar2img.T
     assert (p[:, 2] > 0).all()

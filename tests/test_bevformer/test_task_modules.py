@@ -9,8 +9,9 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmengine.structures import InstanceData
 
 import projects.bevformer  # noqa: F401  (registers the modules)
-from projects.bevformer.geometry.box_coding import (bev_box_corners, bev_rotated_boxes,
-                                                    decode_bboxes_3d, encode_bboxes_3d)
+from projects.bevformer.geometry.box_coding import (bev_rotated_boxes, decode_bboxes_3d,
+                                                    encode_bboxes_3d)
+from projects.bevformer.geometry.boxes import box_corners
 
 
 def random_boxes(n: int, seed: int = 0) -> torch.Tensor:
@@ -49,6 +50,11 @@ def test_box_coding_rejects_bad_shapes():
         encode_bboxes_3d(torch.zeros(4, 7))
     with pytest.raises(ValueError, match=r'\(\.\.\., 10\).*\(4, 9\)'):
         decode_bboxes_3d(torch.zeros(4, 9))
+
+
+def bev_box_corners(bboxes: torch.Tensor) -> torch.Tensor:
+    """(N, 4, 2) BEV footprint, counter-clockwise: the bottom face of ``box_corners``."""
+    return box_corners(bboxes)[:, :4, :2]
 
 
 def test_bev_corners_follow_heading():

@@ -6,7 +6,8 @@ import torch
 from mmcv.ops import box_iou_rotated, nms, nms_rotated
 from mmcv.ops import soft_nms as mmcv_soft_nms
 
-from projects.deformable_detr.ops import batched_nms_3d, soft_nms
+from projects.bevformer.models.heads.bev_nms import batched_nms_3d
+from projects.deformable_detr.ops import soft_nms
 
 
 def random_boxes(n: int, seed: int = 0):

@@ -3,7 +3,8 @@
 (``synthetic_nuscenes`` and ``nuscenes_converter`` are plain modules used by tools; they are
 imported where needed.)
 """
-from .nuscenes_dataset import CAMERAS, CLASSES, InfoFormatError, NuScenesBEVDataset
+from ..constants import CAMERAS, CLASSES
+from .nuscenes_dataset import InfoFormatError, NuScenesBEVDataset
 from .samplers import ContiguousVideoSampler, contiguous_blocks
 from .transforms import (FilterBEVInstances, LoadBEVSegLabels, LoadMultiViewImages, MultiViewCrop,
                          MultiViewNormalize, MultiViewPad, MultiViewPhotoMetricDistortion,

@@ -10,13 +10,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from projects.bevformer.constants import CAMERAS, CLASSES
 from projects.bevformer.geometry.boxes import (global_boxes_to_lidar, pose_matrix,
                                                quaternion_to_yaw)
+from projects.bevformer.geometry.camera import compose_lidar2img
 
-CLASSES = ('car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle',
-           'bicycle', 'pedestrian', 'traffic_cone')
-CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
-           'CAM_BACK_RIGHT')
 INFO_VERSION = '1.0'
 # The devkit's split names of each release: (train split, val split) or (test split,).
 SPLITS = {'v1.0-mini': ('mini_train', 'mini_val'), 'v1.0-trainval': ('train', 'val'),
@@ -33,12 +31,6 @@ def split_scene_names(version: str) -> Dict[str, List[str]]:
     if len(names) == 1:
         return {'test': list(splits[names[0]])}
     return {'train': list(splits[names[0]]), 'val': list(splits[names[1]])}
-
-
-def _pad4(mat3: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = mat3
-    return out
 
 
 class CanBusReader:
@@ -138,7 +130,7 @@ def sample_info(nusc, sample: dict, can_bus: CanBusReader, with_annotations: boo
             img_path=sd['filename'], sample_data_token=sd['token'],
             timestamp=int(sd['timestamp']), width=int(sd['width']), height=int(sd['height']),
             cam2img=cam2img, cam2ego=cam2ego, ego2global=cam_ego2global, lidar2cam=lidar2cam,
-            lidar2img=_pad4(cam2img) @ lidar2cam)
+            lidar2img=compose_lidar2img(cam2img, lidar2cam))
     info['instances'] = _instances(nusc, sample, lidar2global, category_to_detection_name) \
         if with_annotations else []
     return info

@@ -21,10 +21,7 @@ import torch
 from mmdet.registry import DATASETS, TRANSFORMS
 from mmengine.dataset import BaseDataset
 
-CLASSES = ('car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle',
-           'bicycle', 'pedestrian', 'traffic_cone')
-CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
-           'CAM_BACK_RIGHT')
+from ..constants import CAMERAS, CLASSES
 
 # What parse_data_info reads: key -> expected array shape (None: any scalar / string).
 _FRAME_KEYS = {'token': None, 'scene_token': None, 'timestamp': None, 'prev': None,

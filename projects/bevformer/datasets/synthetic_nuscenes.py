@@ -30,9 +30,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from projects.bevformer.constants import CAMERAS, CLASSES
+
+# Deliberately independent of geometry/: this generator makes the ground truth that
+# geometry/boxes.py, geometry/camera.py, the info converter and the metric are checked
+# against, so it keeps its own quaternion and pose maths (_yaw_quat, _quat_to_mat, _pose), box
+# corners (_corners) and attribute rule (_Object.attribute). Were they shared, a bug there (a
+# transposed rotation, a flipped yaw) would move the rendered images, the tables and the
+# converted infos together and pass every check. Only names (CAMERAS, CLASSES) are shared.
 # ------------------------------------------------------------------------------ constants
-CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
-           'CAM_BACK_RIGHT')
 
 # The nuScenes rig of log n015-2018-07-24-11-22-45 (the team's facts sheet on nuScenes):
 # channel -> (translation sensor->ego, rotation (w, x, y, z), f, cx, cy) at 1600x900.
@@ -126,7 +132,6 @@ CLASS_SPECS: Dict[str, ClassSpec] = {
     'traffic_cone': ClassSpec('movable_object.trafficcone', (0.41, 0.41, 1.0), 0.0,
                               (0.0, 0.0), (1.00, 0.45, 0.00), 0.9, 0.10),
 }
-DETECTION_CLASSES = tuple(CLASS_SPECS)
 # Objects outside the 10 detection classes (label -1 in the infos).
 OTHER_SPECS: Dict[str, ClassSpec] = {
     'pushable_pullable': ClassSpec('movable_object.pushable_pullable', (0.7, 0.6, 1.0), 0.0,
@@ -626,7 +631,7 @@ class _Scene:
         counts = np.zeros(num_frames, int)
         objects: List[_Object] = []
         tracks: List[np.ndarray] = []  # (F, 3) pose per object, NaN where not annotated
-        must = list(rng.permutation(DETECTION_CLASSES))  # every class in every scene
+        must = list(rng.permutation(CLASSES))  # every class in every scene
         names = list(CLASS_SPECS)
         weights = np.array([CLASS_SPECS[n].weight for n in names])
         attempts = 0

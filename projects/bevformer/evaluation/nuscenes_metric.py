@@ -14,10 +14,9 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from mmdet.registry import METRICS
+from projects.bevformer.constants import CLASSES
 from projects.bevformer.geometry.boxes import lidar_boxes_to_global
 
-CLASSES = ('car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle',
-           'bicycle', 'pedestrian', 'traffic_cone')
 EVAL_SETS = {'v1.0-mini': 'mini_val', 'v1.0-trainval': 'val'}
 # Attribute of a box by class when its speed is at most 0.2 m/s (moving boxes: see
 # ``default_attribute``), the choice mmdet3d / BEVFormer make.

@@ -17,6 +17,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .camera import project_points, visibility_mask
+
 ShapeLike = Union[Sequence[int], Tensor]
 
 
@@ -130,8 +132,9 @@ def project_points_to_cameras(ref_3d: Tensor,
                               eps: float = 1e-5) -> Tuple[Tensor, Tensor]:
     """Project normalized pillar points into every camera.
 
-    Computed in fp32 with autocast disabled and without matmul (so TF32 cannot round it),
-    whatever the caller's precision.
+    The projection and the visibility rule are ``camera.project_points`` and
+    ``camera.visibility_mask``, computed in fp32 with autocast disabled (and without matmul,
+    so TF32 cannot round it), whatever the caller's precision.
 
     Args:
         ref_3d (Tensor): (bs, D, num_query, 3) normalized (x, y, z) in the LiDAR frame.
@@ -161,16 +164,10 @@ def project_points_to_cameras(ref_3d: Tensor,
     pad_hw = _as_hw(pad_shape, bs, 'pad_shape', device)
     with torch.autocast(device_type=device.type, enabled=False):
         pts = denormalize_points(ref_3d.float(), pc_range)  # (bs, D, Q, 3)
-        pts = torch.cat((pts, torch.ones_like(pts[..., :1])), dim=-1)  # homogeneous
         mat = lidar2img.to(device=device, dtype=torch.float32)
-        # (bs, N, 1, 1, 4, 4) * (bs, 1, D, Q, 1, 4) summed over the last axis: exact fp32.
-        cam = (mat[:, :, None, None] * pts[:, None, :, :, None, :]).sum(-1)  # (bs, N, D, Q, 4)
-        depth = cam[..., 2:3]
-        uv = cam[..., 0:2] / depth.clamp(min=eps)
-        # (W, H) order to match (u, v).
-        img_wh = img_hw.flip(-1)[:, None, None, None, :]
-        pad_wh = pad_hw.flip(-1)[:, None, None, None, :]
-        bev_mask = ((depth[..., 0] > eps) & (uv > 0).all(-1) & (uv < img_wh).all(-1))
-        ref_cam = uv / pad_wh
+        # points (bs, 1, D, Q, 3) with lidar2img (bs, N, 1, 4, 4) -> (bs, N, D, Q, .)
+        uv, depth = project_points(pts[:, None], mat[:, :, None], eps=eps)
+        bev_mask = visibility_mask(uv, depth, img_hw[:, None, None, None], min_depth=eps)
+        ref_cam = uv / pad_hw.flip(-1)[:, None, None, None, :]  # (W, H) order to match (u, v)
     # (bs, N, D, Q, .) -> (bs, N, Q, D, .)
     return ref_cam.permute(0, 1, 3, 2, 4).contiguous(), bev_mask.permute(0, 1, 3, 2).contiguous()

@@ -76,25 +76,6 @@ def bev_rotated_boxes(bboxes: Tensor) -> Tensor:
     return bboxes[..., [0, 1, 3, 4, 6]]
 
 
-def bev_box_corners(bboxes: Tensor) -> Tensor:
-    """Corners of the BEV footprint, counter-clockwise, for tests and visualisation.
-
-    Args:
-        bboxes (Tensor): (N, >=7) ``(x, y, z, l, w, h, yaw, ...)``.
-
-    Returns:
-        Tensor: (N, 4, 2) corner (x, y) coordinates.
-    """
-    x, y, l, w, yaw = bev_rotated_boxes(bboxes).unbind(-1)
-    # Unit-square corners, counter-clockwise, scaled by (l, w), rotated by yaw.
-    sx = bboxes.new_tensor([0.5, -0.5, -0.5, 0.5])
-    sy = bboxes.new_tensor([0.5, 0.5, -0.5, -0.5])
-    dx = sx[None] * l[:, None]
-    dy = sy[None] * w[:, None]
-    c, s = yaw.cos()[:, None], yaw.sin()[:, None]
-    return torch.stack([x[:, None] + c * dx - s * dy, y[:, None] + s * dx + c * dy], dim=-1)
-
-
 def code_from_mmdet3d_v017(codes: Tensor) -> Tensor:
     """Box codes of the original BEVFormer (mmdet3d v0.17 boxes) <-> ours.
 

@@ -137,57 +137,95 @@ def crop_lidar2img(mat: ArrayLike, top_left: Sequence[float]) -> ArrayLike:
     return apply_image_affine(mat, image_affine(offset=(-x0, -y0)))
 
 
-def project_points(points: ArrayLike, lidar2img: ArrayLike,
-                   eps: float = 1e-5) -> Tuple[ArrayLike, ArrayLike]:
-    """Project LiDAR-frame points to pixels.
+def to_image_homogeneous(points: ArrayLike, lidar2img: ArrayLike) -> ArrayLike:
+    """``lidar2img @ (x, y, z, 1)`` without the last row: ``(u * d, v * d, d)``.
 
-    Leading dimensions broadcast like matmul, e.g. points (P, 3) with lidar2img
-    (N_cam, 4, 4) -> (N_cam, P); or points (bs, 1, P, 3) with (bs, N_cam, 4, 4).
+    Computed as an elementwise product summed over the last axis, not as a matmul, so a
+    float32 input is projected in exact float32 arithmetic whatever the TF32 / BLAS
+    settings (the encoder's sampling locations depend on it bit for bit). Leading
+    dimensions broadcast like matmul, e.g. points (P, 3) with lidar2img (N_cam, 4, 4) ->
+    (N_cam, P, 3); or points (bs, 1, P, 3) with (bs, N_cam, 4, 4).
 
     Args:
         points (ndarray | Tensor): (..., P, 3) in the LiDAR frame.
         lidar2img (ndarray | Tensor): (..., 4, 4).
-        eps (float): the depth is clamped to at least ``eps`` before the division, so points
-            behind the camera give finite (meaningless) pixels; use the depth to mask them.
 
     Returns:
-        tuple: ``uv`` (..., P, 2) pixel coordinates and ``depth`` (..., P).
+        ndarray | Tensor: (..., P, 3) in the dtype of ``points`` (torch) or float64 (numpy).
     """
     if points.shape[-1] != 3:
         raise ValueError(f'camera.py: points must be (..., P, 3), got {tuple(points.shape)}')
     _check_mats(lidar2img, 4, 'lidar2img')
     if isinstance(points, torch.Tensor):
         mat = torch.as_tensor(lidar2img, dtype=points.dtype, device=points.device)
-        rot, trans = mat[..., :3, :3], mat[..., :3, 3]
-        cam = points @ rot.transpose(-1, -2) + trans[..., None, :]
-        depth = cam[..., 2]
-        uv = cam[..., :2] / depth.clamp(min=eps)[..., None]
-        return uv, depth
-    mat = np.asarray(lidar2img, dtype=np.float64)
-    points = np.asarray(points, dtype=np.float64)
-    rot, trans = mat[..., :3, :3], mat[..., :3, 3]
-    cam = points @ np.swapaxes(rot, -1, -2) + trans[..., None, :]
-    depth = cam[..., 2]
-    uv = cam[..., :2] / np.maximum(depth, eps)[..., None]
-    return uv, depth
+        hom = torch.cat((points, torch.ones_like(points[..., :1])), dim=-1)
+    else:
+        mat = np.asarray(lidar2img, dtype=np.float64)
+        points = np.asarray(points, dtype=np.float64)
+        hom = np.concatenate((points, np.ones_like(points[..., :1])), axis=-1)
+    # (..., 1, 3, 4) * (..., P, 1, 4) summed over the last axis -> (..., P, 3)
+    return (mat[..., None, :3, :] * hom[..., :, None, :]).sum(-1)
 
 
-def visibility_mask(uv: ArrayLike, depth: ArrayLike, img_shape: Sequence[int],
+def from_image_homogeneous(hom: ArrayLike, eps: float = 1e-5) -> Tuple[ArrayLike, ArrayLike]:
+    """``(u * d, v * d, d)`` -> pixel ``(u, v)`` and depth ``d``.
+
+    Args:
+        hom (ndarray | Tensor): (..., 3) from :func:`to_image_homogeneous`.
+        eps (float): the depth is clamped to at least ``eps`` before the division, so points
+            behind the camera give finite (meaningless) pixels; use the depth to mask them.
+
+    Returns:
+        tuple: ``uv`` (..., 2) and ``depth`` (...).
+    """
+    depth = hom[..., 2]
+    if isinstance(hom, torch.Tensor):
+        return hom[..., :2] / depth.clamp(min=eps)[..., None], depth
+    return hom[..., :2] / np.maximum(depth, eps)[..., None], depth
+
+
+def project_points(points: ArrayLike, lidar2img: ArrayLike,
+                   eps: float = 1e-5) -> Tuple[ArrayLike, ArrayLike]:
+    """Project LiDAR-frame points to pixels: the one projection of this code base (the BEV
+    encoder's pillar points, the visualiser, the tests); :func:`visibility_mask` is its one
+    image-boundary rule.
+
+    Leading dimensions broadcast like matmul (see :func:`to_image_homogeneous`).
+
+    Args:
+        points (ndarray | Tensor): (..., P, 3) in the LiDAR frame.
+        lidar2img (ndarray | Tensor): (..., 4, 4).
+        eps (float): minimum depth of the division (see :func:`from_image_homogeneous`).
+
+    Returns:
+        tuple: ``uv`` (..., P, 2) pixel coordinates and ``depth`` (..., P).
+    """
+    return from_image_homogeneous(to_image_homogeneous(points, lidar2img), eps)
+
+
+def visibility_mask(uv: ArrayLike, depth: ArrayLike, img_shape: Union[Sequence[int], ArrayLike],
                     min_depth: float = 1e-5) -> ArrayLike:
     """Which projected points land inside the image in front of the camera.
+
+    The rule is the original BEVFormer's pillar mask, kept exactly by the encoder: strictly
+    inside, ``depth > min_depth`` and ``0 < u < W, 0 < v < H`` (a point on the image's
+    border, e.g. ``u == 0``, is outside).
 
     Args:
         uv (ndarray | Tensor): (..., 2) pixel coordinates from :func:`project_points`.
         depth (ndarray | Tensor): (...) depths.
-        img_shape (pair of int): (H, W) of the valid image (before padding).
+        img_shape: (H, W) of the valid image (before padding), or an array / tensor
+            (..., 2) of (H, W) that broadcasts against ``uv`` (e.g. one shape per sample).
         min_depth (float): points at depth <= this are not visible.
 
     Returns:
-        ndarray | Tensor: (...) bool, ``depth > min_depth`` and ``0 <= u < W, 0 <= v < H``.
+        ndarray | Tensor: (...) bool.
     """
     if uv.shape[-1] != 2 or tuple(uv.shape[:-1]) != tuple(depth.shape):
         raise ValueError(f'camera.py: uv must be (..., 2) matching depth (...), got '
                          f'{tuple(uv.shape)} and {tuple(depth.shape)}')
-    h, w = (float(v) for v in img_shape)
-    u, v = uv[..., 0], uv[..., 1]
-    return (depth > min_depth) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    if isinstance(uv, torch.Tensor):
+        img_wh = torch.as_tensor(img_shape, dtype=uv.dtype, device=uv.device).flip(-1)
+    else:
+        img_wh = np.asarray(img_shape, dtype=np.float64)[..., ::-1]
+    return (depth > min_depth) & (uv > 0).all(-1) & (uv < img_wh).all(-1)

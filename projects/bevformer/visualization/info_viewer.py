@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence
 import mmengine
 import numpy as np
 
-from ..datasets.nuscenes_dataset import CAMERAS, CLASSES
+from ..constants import CAMERAS, CLASSES
 from ..datasets.transforms.loading import LoadMultiViewImages
 from .multiview import draw_sample
 from .predictions import load_predictions

@@ -10,6 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..geometry.boxes import box_corners
+from ..geometry.camera import (from_image_homogeneous, project_points, to_image_homogeneous,
+                               visibility_mask)
 
 # Corner indices of box_corners: 0-3 bottom face, 4-7 top face, counter-clockwise from the
 # front-left corner. The cross on the front face (0-7, 3-4) shows the heading.
@@ -20,10 +22,13 @@ CAMERA_GRID = {'CAM_FRONT_LEFT': (0, 0), 'CAM_FRONT': (0, 1), 'CAM_FRONT_RIGHT':
                'CAM_BACK_LEFT': (1, 0), 'CAM_BACK': (1, 1), 'CAM_BACK_RIGHT': (1, 2)}
 GT_COLOR = (0.1, 0.9, 0.2)
 PRED_COLOR = (1.0, 0.15, 0.1)
+# Depth (m) of the drawings' near plane: box edges are clipped there; a label is drawn where
+# its point is visible by geometry/camera.py's rule with this minimum depth.
+NEAR = 0.1
 
 
 def project_box_edges(boxes: np.ndarray, lidar2img: np.ndarray,
-                      near: float = 0.1) -> Tuple[np.ndarray, np.ndarray]:
+                      near: float = NEAR) -> Tuple[np.ndarray, np.ndarray]:
     """Project the edges of 3D boxes into one camera, clipped at the near plane.
 
     An edge with one end behind ``near`` is cut where it crosses the plane (in homogeneous
@@ -45,8 +50,7 @@ def project_box_edges(boxes: np.ndarray, lidar2img: np.ndarray,
     num_edges = len(BOX_EDGES)
     if len(boxes) == 0:
         return np.zeros((0, num_edges, 2, 2)), np.zeros((0, num_edges), dtype=bool)
-    corners = box_corners(boxes)  # (M, 8, 3)
-    hom = corners @ lidar2img[:3, :3].T + lidar2img[:3, 3]  # (M, 8, 3): (u*d, v*d, d)
+    hom = to_image_homogeneous(box_corners(boxes), lidar2img)  # (M, 8, 3): (u*d, v*d, d)
     idx = np.array(BOX_EDGES)
     p0, p1 = hom[:, idx[:, 0]], hom[:, idx[:, 1]]  # (M, E, 3)
     d0, d1 = p0[..., 2], p1[..., 2]
@@ -58,9 +62,8 @@ def project_box_edges(boxes: np.ndarray, lidar2img: np.ndarray,
     cut1 = p1 + np.clip(1 - t, 0, 1)[..., None] * (p0 - p1)
     p0 = np.where((d0 <= near)[..., None], cut0, p0)
     p1 = np.where((d1 <= near)[..., None], cut1, p1)
-    ends = np.stack([p0, p1], axis=2)  # (M, E, 2, 3)
-    depth = np.maximum(ends[..., 2:3], near)
-    return ends[..., :2] / depth, valid
+    uv, _ = from_image_homogeneous(np.stack([p0, p1], axis=2), eps=near)  # (M, E, 2, 2)
+    return uv, valid
 
 
 def _draw_camera(ax, img: np.ndarray, lidar2img: np.ndarray, name: str, box_sets) -> None:
@@ -72,21 +75,21 @@ def _draw_camera(ax, img: np.ndarray, lidar2img: np.ndarray, name: str, box_sets
         segs, valid = project_box_edges(boxes, lidar2img)
         centres = boxes[:, :3].copy()
         centres[:, 2] += boxes[:, 5]  # label at the top-face centre
-        cam = centres @ lidar2img[:3, :3].T + lidar2img[:3, 3]
+        label_uv, label_depth = project_points(centres, lidar2img, eps=NEAR)
+        label_shown = visibility_mask(label_uv, label_depth, (h, w), min_depth=NEAR)
         for i in range(len(boxes)):
             if not valid[i].any():
                 continue
             seg = segs[i][valid[i]]
-            # Skip boxes that project entirely outside the image.
-            if (seg[..., 0].max() < 0 or seg[..., 0].min() >= w or seg[..., 1].max() < 0
+            # Skip boxes whose projected extent does not overlap the open image (0, W) x (0, H).
+            if (seg[..., 0].max() <= 0 or seg[..., 0].min() >= w or seg[..., 1].max() <= 0
                     or seg[..., 1].min() >= h):
                 continue
             for (u0, v0), (u1, v1) in seg:
                 ax.plot([u0, u1], [v0, v1], color=color, linewidth=1.0)
-            if texts is not None and cam[i, 2] > 0.1:
-                u, v = cam[i, :2] / cam[i, 2]
-                if 0 <= u < w and 0 <= v < h:
-                    ax.text(u, v, texts[i], color=color, fontsize=5, ha='center', va='bottom')
+            if texts is not None and label_shown[i]:
+                ax.text(*label_uv[i], texts[i], color=color, fontsize=5, ha='center',
+                        va='bottom')
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
     ax.set_title(name, fontsize=8)

@@ -1,6 +1,6 @@
 """Ops: multi-scale deformable attention (mmcv's CUDA kernel on CUDA, our own
-PyTorch op elsewhere) and NMS / Soft-NMS for axis-aligned and rotated boxes."""
+PyTorch op elsewhere) and Soft-NMS for axis-aligned and rotated boxes."""
 from .multi_scale_deform_attn import multi_scale_deformable_attn
-from .nms import batched_nms_3d, batched_soft_nms, soft_nms
+from .nms import soft_nms
 
-__all__ = ['multi_scale_deformable_attn', 'soft_nms', 'batched_nms_3d', 'batched_soft_nms']
+__all__ = ['multi_scale_deformable_attn', 'soft_nms']

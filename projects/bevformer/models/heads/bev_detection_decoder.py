@@ -10,18 +10,21 @@ y, i.e. cell ``r * bev_w + c`` is centred at
 ``x = x_min + (c + 0.5) * (x_max - x_min) / bev_w``,
 ``y = y_min + (r + 0.5) * (y_max - y_min) / bev_h`` (the BEVFormer encoder's layout).
 A normalised reference point (x, y) therefore samples column x * bev_w, row y * bev_h.
+
+The layer loop is the Deformable DETR decoder's (``DeformableDecoder.decode``); this class
+only says where a layer samples (the (x, y) of its 3-D reference point) and how a layer's
+regression moves that point. The state-dict keys are ``layers.<i>.*`` as in the original's
+``DetectionTransformerDecoder`` (see ``models/official.py``).
 """
-import copy
 from typing import Optional, Tuple
 
 import torch
 from mmdet.models.layers.transformer.utils import inverse_sigmoid
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
-from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
-from projects.deformable_detr.models.layers import DeformableDecoderLayer
+from projects.deformable_detr.models.layers import DeformableDecoder
 
 
 def refine_reference_points_3d(reference_points: Tensor, delta: Tensor) -> Tensor:
@@ -40,7 +43,7 @@ def refine_reference_points_3d(reference_points: Tensor, delta: Tensor) -> Tenso
 
 
 @MODELS.register_module()
-class BEVDetectionDecoder(BaseModule):
+class BEVDetectionDecoder(DeformableDecoder):
     """A stack of post-norm deformable decoder layers reading one BEV level.
 
     Args:
@@ -52,16 +55,11 @@ class BEVDetectionDecoder(BaseModule):
 
     def __init__(self, num_layers: int, layer_cfg: ConfigType,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(init_cfg)
         levels = dict(layer_cfg).get('cross_attn_cfg', {}).get('num_levels', 4)
         if levels != 1:
             raise ValueError('BEVDetectionDecoder: layer_cfg.cross_attn_cfg.num_levels must '
                              f'be 1 (one BEV map), got {levels}')
-        self.num_layers = num_layers
-        self.layers = ModuleList([
-            DeformableDecoderLayer(**copy.deepcopy(dict(layer_cfg))) for _ in range(num_layers)
-        ])
-        self.embed_dims = self.layers[0].embed_dims
+        super().__init__(num_layers, layer_cfg, return_intermediate=True, init_cfg=init_cfg)
 
     def forward(self,
                 query: Tensor,
@@ -91,18 +89,13 @@ class BEVDetectionDecoder(BaseModule):
         if reference_points.dim() != 3 or reference_points.shape[-1] != 3:
             raise ValueError('BEVDetectionDecoder: reference_points must be (bs, num_query, '
                              f'3), got {tuple(reference_points.shape)}')
-        if reg_branches is not None and len(reg_branches) < self.num_layers:
-            raise ValueError(f'BEVDetectionDecoder: got {len(reg_branches)} reg_branches '
-                             f'for {self.num_layers} layers')
-        outputs, references = [], []
-        for layer_id, layer in enumerate(self.layers):
-            # only (x, y) locate the sample on the single BEV level
-            query = layer(query, value=value, query_pos=query_pos, key_padding_mask=None,
-                          reference_points=reference_points[..., None, :2],
-                          spatial_shapes=spatial_shapes, level_start_index=level_start_index)
-            if reg_branches is not None:
-                reference_points = refine_reference_points_3d(
-                    reference_points, reg_branches[layer_id](query)).detach()
-            outputs.append(query)
-            references.append(reference_points)
-        return torch.stack(outputs), torch.stack(references)
+        return self.decode(query, query_pos, value, None, reference_points, spatial_shapes,
+                           level_start_index, None, reg_branches)
+
+    def sampling_locations(self, reference_points: Tensor,
+                           valid_ratios: Optional[Tensor]) -> Tensor:
+        """Only (x, y) locate the sample on the single BEV level: (bs, num_query, 1, 2)."""
+        return reference_points[..., None, :2]
+
+    def refine(self, reference_points: Tensor, delta: Tensor) -> Tensor:
+        return refine_reference_points_3d(reference_points, delta)

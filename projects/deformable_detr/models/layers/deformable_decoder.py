@@ -109,6 +109,10 @@ def refine_reference_points(reference_points: Tensor, delta: Tensor) -> Tensor:
 class DeformableDecoder(BaseModule):
     """A stack of :class:`DeformableDecoderLayer` with optional iterative refinement.
 
+    The layer loop is :meth:`decode`; a subclass that reads its memory differently (e.g.
+    BEVFormer's detection decoder over one BEV level with 3-D reference points) overrides
+    :meth:`sampling_locations` and :meth:`refine` and keeps the loop.
+
     Args:
         num_layers (int): Number of layers.
         layer_cfg (dict): kwargs of :class:`DeformableDecoderLayer`.
@@ -165,20 +169,46 @@ class DeformableDecoder(BaseModule):
             (num_layers, bs, num_query, embed_dims) and the reference points each layer
             produced (num_layers, bs, num_query, 2 or 4); otherwise the last of each.
         """
+        return self.decode(query, query_pos, value, key_padding_mask, reference_points,
+                           spatial_shapes, level_start_index, valid_ratios, reg_branches)
+
+    def sampling_locations(self, reference_points: Tensor,
+                           valid_ratios: Optional[Tensor]) -> Tensor:
+        """The reference points handed to every layer's cross-attention.
+
+        Args:
+            reference_points (Tensor): (bs, num_query, 2 or 4), the decoder's reference.
+            valid_ratios (Tensor, optional): (bs, num_levels, 2) as (w, h).
+
+        Returns:
+            Tensor: (bs, num_query, num_levels, 2 or 4) per-level points.
+        """
+        return reference_points_per_level(reference_points, valid_ratios)
+
+    def refine(self, reference_points: Tensor, delta: Tensor) -> Tensor:
+        """The next layer's reference points from a regression branch's output."""
+        return refine_reference_points(reference_points, delta)
+
+    def decode(self, query: Tensor, query_pos: Tensor, value: Tensor,
+               key_padding_mask: Optional[Tensor], reference_points: Tensor,
+               spatial_shapes: Tensor, level_start_index: Tensor,
+               valid_ratios: Optional[Tensor],
+               reg_branches: Optional[nn.ModuleList] = None) -> Tuple[Tensor, Tensor]:
+        """The layer loop (arguments and returns as :meth:`forward`)."""
         if reg_branches is not None and len(reg_branches) < self.num_layers:
-            raise ValueError(f'reg_branches has {len(reg_branches)} branches, the decoder '
-                             f'has {self.num_layers} layers')
+            raise ValueError(f'{type(self).__name__}: got {len(reg_branches)} reg_branches '
+                             f'for {self.num_layers} layers')
         outputs, references = [], []
         for layer_id, layer in enumerate(self.layers):
             query = layer(query, value=value, query_pos=query_pos,
                           key_padding_mask=key_padding_mask,
-                          reference_points=reference_points_per_level(
-                              reference_points, valid_ratios),
+                          reference_points=self.sampling_locations(reference_points,
+                                                                   valid_ratios),
                           spatial_shapes=spatial_shapes, level_start_index=level_start_index)
             if reg_branches is not None:
                 # no gradient through the reference points between layers (paper, sec. A.4)
-                reference_points = refine_reference_points(
-                    reference_points, reg_branches[layer_id](query)).detach()
+                reference_points = self.refine(reference_points,
+                                               reg_branches[layer_id](query)).detach()
             if self.return_intermediate:
                 outputs.append(query)
                 references.append(reference_points)
