@@ -8,30 +8,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['projects.bevformer'], allow_failed_imports=False)
 
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-queue_length = 4
-# caffe-style weights: BGR, mean subtraction only
-img_norm_cfg = dict(mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0], to_rgb=False)
-
-train_pipeline = [
-    dict(type='LoadMultiViewImages', to_float32=True),
-    dict(type='MultiViewPhotoMetricDistortion'),
-    dict(type='FilterBEVInstances', point_cloud_range=point_cloud_range),
-    dict(type='MultiViewNormalize', **img_norm_cfg),
-    dict(type='MultiViewPad', size_divisor=32),
-    dict(type='PackBEVInputs')
-]
-test_pipeline = [
-    dict(type='LoadMultiViewImages', to_float32=True),
-    dict(type='FilterBEVInstances', point_cloud_range=point_cloud_range),
-    dict(type='MultiViewNormalize', **img_norm_cfg),
-    dict(type='MultiViewPad', size_divisor=32),
-    dict(type='PackBEVInputs')
-]
-train_dataloader = dict(
-    dataset=dict(pipeline=train_pipeline, queue_length=queue_length))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+train_dataloader = dict(dataset=dict(queue_length=4))
 
 # The backbone starts from FCOS3D's R101-DCN (as DETR3D / BEVFormer):
 # put it at ckpts/r101_dcn_fcos3d_pretrain.pth.

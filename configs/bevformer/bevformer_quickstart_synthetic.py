@@ -9,12 +9,12 @@ _base_ = [
 ]
 custom_imports = dict(imports=['projects.bevformer'], allow_failed_imports=False)
 
-bev_h = 32
-bev_w = 32
 embed_dims = 64
-num_levels = 2
 
 model = dict(
+    # RGB, ImageNet statistics (the backbone trains from scratch; any fixed scaling works)
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                           bgr_to_rgb=True),
     img_backbone=dict(
         _delete_=True,
         type='ResNet',
@@ -28,26 +28,17 @@ model = dict(
         norm_eval=False,
         style='pytorch',
         init_cfg=None),
-    img_neck=dict(in_channels=[128, 256], out_channels=embed_dims, num_outs=num_levels,
+    img_neck=dict(in_channels=[128, 256], out_channels=embed_dims, num_outs=2,
                   add_extra_convs=False),
     bev_encoder=dict(
-        bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, num_feature_levels=num_levels,
-        num_layers=2,
-        layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=embed_dims),
-            cross_attn_cfg=dict(embed_dims=embed_dims,
-                                deformable_attention=dict(embed_dims=embed_dims,
-                                                          num_levels=num_levels)),
-            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=2 * embed_dims))),
+        bev_h=32, bev_w=32, embed_dims=embed_dims, num_feature_levels=2, num_layers=2,
+        layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
     heads=dict(
         det=dict(
-            embed_dims=embed_dims, num_query=200, bev_h=bev_h, bev_w=bev_w,
+            num_query=200,
             decoder=dict(
                 num_layers=3,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(embed_dims=embed_dims),
-                    cross_attn_cfg=dict(embed_dims=embed_dims),
-                    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=2 * embed_dims))),
+                layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
             bbox_coder=dict(max_num=100))))
 
 train_dataloader = dict(

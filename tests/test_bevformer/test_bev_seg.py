@@ -255,7 +255,7 @@ def test_pack_puts_labels_in_the_data_sample(frames, data_root):
 
 # ---------------------------------------------------------------------------------- the head
 def seg_head(**kwargs):
-    cfg = dict(type='BEVSegHead', in_channels=8, bev_h=6, bev_w=10, num_classes=3,
+    cfg = dict(type='BEVSegHead', embed_dims=8, bev_h=6, bev_w=10, num_classes=3,
                feat_channels=16, upsample_factor=2,
                loss_dice=dict(type='DiceLoss', use_sigmoid=True, loss_weight=1.0))
     cfg.update(kwargs)
@@ -401,11 +401,13 @@ def test_seg_configs_load_and_build(name):
         steps = {t['type']: t for t in cfg[loader].dataset.pipeline}
         lab = steps['LoadBEVSegLabels']
         head = cfg.model.heads.seg
-        assert (lab['bev_h'], lab['bev_w']) == (head.bev_h * head.upsample_factor,
-                                                head.bev_w * head.upsample_factor)
         assert head.num_classes == len(lab['classes']) == len(evaluators[-1]['classes'])
     model = MODELS.build(cfg.model)
-    assert type(model.heads['seg']).__name__ == 'BEVSegHead'
+    seg = model.heads['seg']
+    assert type(seg).__name__ == 'BEVSegHead'
+    # The label grid is the encoder's grid (handed to the head) times the upsampling.
+    assert (lab['bev_h'], lab['bev_w']) == seg.out_size == (
+        model.bev_encoder.bev_h * seg.upsample_factor, model.bev_encoder.bev_w * seg.upsample_factor)
 
 
 def tiny_joint_cfg(data_root: str) -> Config:
@@ -415,7 +417,7 @@ def tiny_joint_cfg(data_root: str) -> Config:
                                      'bevformer_quickstart_synthetic_det_seg.py'))
     cfg = tiny_cfg(data_root)
     seg = copy.deepcopy(joint.model.heads.seg)
-    seg.update(in_channels=32, bev_h=8, bev_w=8, feat_channels=16)
+    seg.update(feat_channels=16)
     cfg.model.heads.seg = seg
     cfg.model.head_loss_weights = dict(det=1.0, seg=2.0)
     labels = dict(type='LoadBEVSegLabels', classes=list(CLASSES), bev_h=16, bev_w=16,

@@ -27,8 +27,6 @@ PIPELINE = [
     dict(type='LoadMultiViewImages', to_float32=True),
     dict(type='FilterBEVInstances', point_cloud_range=PC_RANGE),
     dict(type='MultiViewResize', scale_factor=0.5),
-    dict(type='MultiViewNormalize', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
-    dict(type='MultiViewPad', size_divisor=32),
     dict(type='PackBEVInputs'),
 ]
 FRAMES = (4, 3, 5)  # frames per scene: scene starts at 0, 4, 7
@@ -67,7 +65,7 @@ def test_item_structure(synth):
     assert len(ds) == sum(FRAMES) - 1
     item = ds[5]  # frame 6 = s1f2: queue s1f0, s1f1, s1f2
     img = item['inputs']['img']
-    assert img.shape == (3, 6, 3, 32, 32) and img.dtype == torch.float32
+    assert img.shape == (3, 6, 3, 24, 32) and img.dtype == torch.float32  # padded later
     sample = item['data_samples']
     assert isinstance(sample, Det3DDataSample)
     assert sample.token == 's1f2' and sample.scene_token == 'scene1' and sample.frame_idx == 2
@@ -83,7 +81,7 @@ def test_item_structure(synth):
     raw = ds._frame_info(6)
     np.testing.assert_allclose(sample.lidar2img[:, :2], raw['lidar2img'][:, :2] * 0.5)
     assert sample.lidar2img.shape == (6, 4, 4) and sample.lidar2img.dtype == np.float64
-    assert sample.img_shape == (24, 32) and sample.pad_shape == (32, 32)
+    assert sample.img_shape == (24, 32)
     # the per-frame geometry tensors (T, ...): history frames first, current last
     geo = item['inputs']
     assert geo['lidar2img'].shape == (3, 6, 4, 4) and geo['lidar2img'].dtype == torch.float64
@@ -141,7 +139,7 @@ def test_test_mode_video_order(synth):
     for i in range(len(ds)):
         item = ds[i]
         s = item['data_samples']
-        assert item['inputs']['img'].shape == (1, 6, 3, 32, 32)
+        assert item["inputs"]["img"].shape == (1, 6, 3, 24, 32)
         assert s.history == []
         tokens.append(s.token)
         flags.append(s.prev_exists)
@@ -242,7 +240,7 @@ def test_collate_and_preprocess_bs2(synth):
     pre = BEVDataPreprocessor()
     out = pre(batch)
     img = out['inputs']['img']
-    assert img.shape == (2, 3, 6, 3, 32, 32) and img.dtype == torch.float32
+    assert img.shape == (2, 3, 6, 3, 32, 32) and img.dtype == torch.float32  # 24 -> 32
     want = dict(lidar2img=((2, 3, 6, 4, 4), torch.float64), lidar2global=((2, 3, 4, 4),
                 torch.float64), can_bus=((2, 3, 18), torch.float64), img_shape=((2, 3, 2),
                 torch.long), prev_exists=((2, 3), torch.bool))
@@ -348,12 +346,11 @@ def test_real_sample_through_dataset(tmp_path):
     pipe = [dict(type='LoadMultiViewImages'),
             dict(type='FilterBEVInstances', point_cloud_range=PC_RANGE),
             dict(type='MultiViewResize', scale_factor=0.25),
-            dict(type='MultiViewPad', size_divisor=32),
             dict(type='PackBEVInputs')]
     ds = NuScenesBEVDataset(ann_file=path, data_root=REAL_SAMPLE_DIR, pipeline=pipe,
                             queue_length=1, test_mode=True)
     item = ds[0]
-    assert item['inputs']['img'].shape == (1, 6, 3, 256, 416)
+    assert item["inputs"]["img"].shape == (1, 6, 3, 225, 400)
     info = real_sample_info()['data_list'][0]
     expect = [i for i in info['instances'] if i['label'] >= 0 and i['valid_flag']
               and abs(i['bbox_3d'][0]) < 51.2 and abs(i['bbox_3d'][1]) < 51.2]
@@ -388,7 +385,7 @@ def test_synthetic_dataroot_round_trip(tmp_path):
     ds = NuScenesBEVDataset(ann_file=infos['train'], data_root=root, queue_length=3,
                             queue_sampling='consecutive', pipeline=cfg.train_pipeline)
     item = ds[len(ds) - 1]
-    assert item['inputs']['img'].shape == (3, 6, 3, 96, 160)  # 160x90 padded to 32
+    assert item['inputs']['img'].shape == (3, 6, 3, 90, 160)  # the preprocessor pads
     sample = item['data_samples']
     assert sample.frame_idx == 2 and sample.prev_exists is True
     assert [h['frame_idx'] for h in sample.history] == [0, 1]

@@ -172,8 +172,8 @@ class _MeanBEVHead(BaseBEVHead):
     pred_field = 'pred_mean_bev'
     default_loss_prefix = 'mean.'
 
-    def __init__(self, loss_prefix=None):
-        super().__init__(loss_prefix=loss_prefix)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.scale = torch.nn.Parameter(torch.ones(()))
 
     def loss(self, bev_embed, batch_data_samples):
@@ -201,6 +201,18 @@ def test_any_head_following_the_contract_plugs_in(cfg):
         MODELS.build(bad.model)
     bad.model.heads['other'] = dict(type='LN', normalized_shape=4)
     with pytest.raises(TypeError, match="head 'other'.*BaseBEVHead"):
+        MODELS.build(bad.model)
+
+
+def test_heads_take_the_encoders_sizes(cfg):
+    model = build_model(cfg)
+    enc, det = model.bev_encoder, model.heads['det']
+    assert (det.bev_h, det.bev_w, det.embed_dims) == (enc.bev_h, enc.bev_w, enc.embed_dims)
+    assert det.pc_range.tolist() == pytest.approx(list(enc.pc_range))
+    assert all(layer.embed_dims == enc.embed_dims for layer in det.decoder.layers)
+    bad = copy.deepcopy(cfg)
+    bad.model.heads.det.bev_h = enc.bev_h + 1
+    with pytest.raises(ValueError, match=r'heads.det.bev_h = 9 differs from the BEV encoder'):
         MODELS.build(bad.model)
 
 

@@ -1,7 +1,7 @@
 # nuScenes, six cameras, temporal queue (docs/data_format.md). Info files come from
 #   python tools/create_data.py nuscenes --root-path data/nuscenes --version v1.0-trainval \
 #       --out-dir data/nuscenes --can-bus-root data
-# Images stay at 1600x900 here (BEVFormer-base); smaller models add a MultiViewResize.
+# Images stay at 1600x900 here (BEVFormer-base); smaller models set the resize's scale.
 dataset_type = 'NuScenesBEVDataset'
 data_root = 'data/nuscenes/'
 class_names = [
@@ -9,23 +9,23 @@ class_names = [
     'bicycle', 'pedestrian', 'traffic_cone'
 ]
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-# torchvision ImageNet statistics, RGB (pytorch-style ResNet weights).
-img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
 backend_args = None
 
+# The pipelines, written once. Normalisation and padding happen in the model's
+# BEVDataPreprocessor. Variants edit a step, e.g. the image scale:
+#   train_pipeline = [dict(t, scale_factor=0.5) if t['type'] == 'MultiViewResize' else t
+#                     for t in _base_.train_pipeline]
 train_pipeline = [
     dict(type='LoadMultiViewImages', to_float32=True, backend_args=backend_args),
     dict(type='MultiViewPhotoMetricDistortion'),
     dict(type='FilterBEVInstances', point_cloud_range=point_cloud_range),
-    dict(type='MultiViewNormalize', **img_norm_cfg),
-    dict(type='MultiViewPad', size_divisor=32),
+    dict(type='MultiViewResize', scale_factor=1.0),
     dict(type='PackBEVInputs')
 ]
 test_pipeline = [
     dict(type='LoadMultiViewImages', to_float32=True, backend_args=backend_args),
     dict(type='FilterBEVInstances', point_cloud_range=point_cloud_range),
-    dict(type='MultiViewNormalize', **img_norm_cfg),
-    dict(type='MultiViewPad', size_divisor=32),
+    dict(type='MultiViewResize', scale_factor=1.0),
     dict(type='PackBEVInputs')
 ]
 

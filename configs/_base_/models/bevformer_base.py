@@ -1,17 +1,20 @@
 # The BEVFormer model with the original's base settings (R101-DCN caffe backbone, FPN with
 # 4 levels into spatial cross-attention, BEV 200x200, 6 + 6 layers, 900 queries).
 # Model only: configs/bevformer/*.py add the data, schedule and runtime.
+# Sizes are stated once: the encoder's bev_h / bev_w / embed_dims / pc_range reach its layers
+# and the heads (the detector fills them in); the decoder layers take the head's width.
 embed_dims = 256
 ffn_dims = 512
-bev_h = 200
-bev_w = 200
 num_levels = 4
 
 model = dict(
     type='BEVFormer',
     use_grid_mask=True,
     video_test_mode=True,
-    data_preprocessor=dict(type='BEVDataPreprocessor'),
+    # The one place images are normalised (caffe-style weights: BGR, mean subtraction only)
+    # and padded.
+    data_preprocessor=dict(type='BEVDataPreprocessor', mean=[103.530, 116.280, 123.675],
+                           std=[1.0, 1.0, 1.0], bgr_to_rgb=False, pad_size_divisor=32),
     img_backbone=dict(
         type='ResNet',
         depth=101,
@@ -33,9 +36,9 @@ model = dict(
         relu_before_extra_convs=True),
     bev_encoder=dict(
         type='BEVFormerEncoder',
-        bev_h=bev_h,
-        bev_w=bev_w,
-        pc_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],
+        bev_h=200,
+        bev_w=200,
+        pc_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],  # as the data's point_cloud_range
         num_points_in_pillar=4,
         num_cams=6,
         num_feature_levels=num_levels,
@@ -43,25 +46,16 @@ model = dict(
         num_layers=6,
         use_can_bus=True,
         layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=embed_dims, num_heads=8, num_levels=1, num_points=4,
-                               dropout=0.1),
-            cross_attn_cfg=dict(
-                embed_dims=embed_dims,
-                num_cams=6,
-                dropout=0.1,
-                deformable_attention=dict(embed_dims=embed_dims, num_heads=8,
-                                          num_levels=num_levels, num_points=8)),
-            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_dims, ffn_drop=0.1),
+            self_attn_cfg=dict(num_heads=8, num_levels=1, num_points=4, dropout=0.1),
+            cross_attn_cfg=dict(dropout=0.1,
+                                deformable_attention=dict(num_heads=8, num_points=8)),
+            ffn_cfg=dict(feedforward_channels=ffn_dims, ffn_drop=0.1),
             with_cp=False)),
     heads=dict(
         det=dict(
             type='BEVFormerHead',
             num_classes=10,
-            embed_dims=embed_dims,
             num_query=900,
-            bev_h=bev_h,
-            bev_w=bev_w,
-            pc_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],
             with_box_refine=True,
             sync_cls_avg_factor=True,
             code_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2],
@@ -69,11 +63,9 @@ model = dict(
                 type='BEVDetectionDecoder',
                 num_layers=6,
                 layer_cfg=dict(
-                    self_attn_cfg=dict(embed_dims=embed_dims, num_heads=8, dropout=0.1),
-                    cross_attn_cfg=dict(embed_dims=embed_dims, num_heads=8, num_levels=1,
-                                        num_points=4, dropout=0.1),
-                    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_dims,
-                                 ffn_drop=0.1))),
+                    self_attn_cfg=dict(num_heads=8, dropout=0.1),
+                    cross_attn_cfg=dict(num_heads=8, num_levels=1, num_points=4, dropout=0.1),
+                    ffn_cfg=dict(feedforward_channels=ffn_dims, ffn_drop=0.1))),
             bbox_coder=dict(
                 type='NMSFreeCoder',
                 num_classes=10,

@@ -10,11 +10,11 @@ _base_ = [
 custom_imports = dict(imports=['projects.bevformer'], allow_failed_imports=False)
 
 embed_dims = 64
-ffn_dims = 128
-bev_h = 50
-bev_w = 50
 
 model = dict(
+    # The fixture's normalisation (official tiny: torchvision RGB statistics).
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                           bgr_to_rgb=True),
     img_backbone=dict(
         _delete_=True,
         type='ResNet',
@@ -28,20 +28,11 @@ model = dict(
         style='pytorch'),
     img_neck=dict(in_channels=[128], out_channels=embed_dims, num_outs=1),
     bev_encoder=dict(
-        bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, num_feature_levels=1, num_layers=3,
-        legacy=dict(),
-        layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=embed_dims),
-            cross_attn_cfg=dict(embed_dims=embed_dims,
-                                deformable_attention=dict(embed_dims=embed_dims, num_levels=1)),
-            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_dims))),
+        bev_h=50, bev_w=50, embed_dims=embed_dims, num_feature_levels=1, num_layers=3,
+        legacy=dict(), layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
     heads=dict(
         det=dict(
-            embed_dims=embed_dims, num_query=100, bev_h=bev_h, bev_w=bev_w, legacy=dict(),
-            decoder=dict(
-                layer_cfg=dict(
-                    self_attn_cfg=dict(embed_dims=embed_dims),
-                    cross_attn_cfg=dict(embed_dims=embed_dims),
-                    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_dims))))))
+            num_query=100, legacy=dict(),
+            decoder=dict(layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))))))
 
 default_hooks = dict(visualization=dict(type='BEVVisualizationHook'))

@@ -7,12 +7,10 @@ from ..constants import CAMERAS, CLASSES
 from .nuscenes_dataset import InfoFormatError, NuScenesBEVDataset
 from .samplers import ContiguousVideoSampler, contiguous_blocks
 from .transforms import (FilterBEVInstances, LoadBEVSegLabels, LoadMultiViewImages, MultiViewCrop,
-                         MultiViewNormalize, MultiViewPad, MultiViewPhotoMetricDistortion,
-                         MultiViewResize, PackBEVInputs)
+                         MultiViewPhotoMetricDistortion, MultiViewResize, PackBEVInputs)
 
 __all__ = [
     'NuScenesBEVDataset', 'InfoFormatError', 'CLASSES', 'CAMERAS', 'ContiguousVideoSampler',
     'contiguous_blocks', 'LoadMultiViewImages', 'MultiViewPhotoMetricDistortion',
-    'MultiViewResize', 'MultiViewCrop', 'MultiViewNormalize', 'MultiViewPad',
-    'FilterBEVInstances', 'PackBEVInputs', 'LoadBEVSegLabels'
+    'MultiViewResize', 'MultiViewCrop', 'FilterBEVInstances', 'PackBEVInputs', 'LoadBEVSegLabels'
 ]

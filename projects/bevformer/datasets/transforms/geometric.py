@@ -54,6 +54,8 @@ class MultiViewResize(BaseTransform):
             new_w, new_h = int(round(w * self.scale_factor)), int(round(h * self.scale_factor))
         if new_w < 1 or new_h < 1:
             raise ValueError(f'MultiViewResize: output size {(new_w, new_h)} (W, H) is empty')
+        if (new_w, new_h) == (w, h):
+            return results  # nothing to do (e.g. scale_factor=1.0 in a base pipeline)
         # The exact pixel-area ratio (not the nominal factor) is what the resize applies.
         scale = (new_w / w, new_h / h)
         results['img'] = np.stack([
@@ -123,47 +125,3 @@ class MultiViewCrop(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
                 f'position={self.position!r})')
-
-
-@TRANSFORMS.register_module()
-class MultiViewPad(BaseTransform):
-    """Pad every camera image at the bottom / right (pixel coordinates do not move).
-
-    Required keys: ``img`` (N_cam, H, W, C). Modified: ``img``, ``pad_shape``; ``img_shape``
-    stays the valid (unpadded) size.
-
-    Args:
-        size_divisor (int, optional): pad H and W up to a multiple of it.
-        size (pair of int, optional): pad to exactly ``(H, W)``. Exactly one of the two.
-        pad_val (float): value of the padded pixels.
-    """
-
-    def __init__(self, size_divisor: Optional[int] = None,
-                 size: Optional[Sequence[int]] = None, pad_val: float = 0) -> None:
-        if (size_divisor is None) == (size is None):
-            raise ValueError('MultiViewPad: give exactly one of size_divisor and size, got '
-                             f'size_divisor={size_divisor}, size={size}')
-        self.size_divisor = size_divisor
-        self.size = tuple(int(v) for v in size) if size is not None else None
-        self.pad_val = pad_val
-
-    def transform(self, results: dict) -> dict:
-        img = results['img']
-        h, w = img.shape[1:3]
-        if self.size is not None:
-            ph, pw = self.size
-            if ph < h or pw < w:
-                raise ValueError(f'MultiViewPad: pad size {self.size} (H, W) is smaller than '
-                                 f'the images {(h, w)}')
-        else:
-            d = self.size_divisor
-            ph, pw = -(-h // d) * d, -(-w // d) * d
-        if (ph, pw) != (h, w):
-            img = np.stack([mmcv.impad(im, shape=(ph, pw), pad_val=self.pad_val) for im in img])
-        results['img'] = img
-        results['pad_shape'] = (ph, pw)
-        return results
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(size_divisor={self.size_divisor}, '
-                f'size={self.size}, pad_val={self.pad_val})')

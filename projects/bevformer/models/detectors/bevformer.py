@@ -79,7 +79,12 @@ class BEVFormer(BaseDetector):
         if not heads:
             raise ValueError('BEVFormer needs at least one head in `heads`')
         # mmengine's ModuleDict, so init_weights() reaches the heads (torch's does not).
-        self.heads = ModuleDict({name: MODELS.build(cfg) for name, cfg in heads.items()})
+        # Heads read B_t: its grid, range and width are the encoder's, stated once there.
+        bev_args = dict(bev_h=self.bev_encoder.bev_h, bev_w=self.bev_encoder.bev_w,
+                        embed_dims=self.bev_encoder.embed_dims,
+                        pc_range=list(self.bev_encoder.pc_range))
+        self.heads = ModuleDict({name: MODELS.build(_with_bev_args(name, cfg, bev_args))
+                                 for name, cfg in heads.items()})
         _check_heads(self.heads)
         self.head_loss_weights = dict(head_loss_weights or {})
         unknown = set(self.head_loss_weights) - set(self.heads)
@@ -307,14 +312,30 @@ class BEVFormer(BaseDetector):
         return {name: head(bev) for name, head in self.heads.items()}
 
 
+def _with_bev_args(name: str, cfg: ConfigType, bev_args: dict) -> dict:
+    """A head config with the encoder's BEV arguments filled in; a conflicting one is named."""
+    cfg = dict(cfg)
+    head_type = cfg.get('type')
+    head_cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
+    if not (isinstance(head_cls, type) and issubclass(head_cls, BaseBEVHead)):
+        raise TypeError(f'BEVFormer: head {name!r} ({head_type}) must subclass BaseBEVHead '
+                        f'(projects/bevformer/models/heads/base_bev_head.py)')
+    for key, value in bev_args.items():
+        if key in cfg and cfg[key] is not None:
+            given = [float(v) for v in cfg[key]] if key == 'pc_range' else cfg[key]
+            want = [float(v) for v in value] if key == 'pc_range' else value
+            if given != want:
+                raise ValueError(f'BEVFormer: heads.{name}.{key} = {cfg[key]} differs from the '
+                                 f'BEV encoder\'s {value}; state it once, on bev_encoder')
+        cfg[key] = value
+    return cfg
+
+
 def _check_heads(heads: ModuleDict) -> None:
-    """Every head follows :class:`BaseBEVHead`; loss prefixes and prediction fields are unique."""
+    """Loss prefixes and prediction fields are unique across heads."""
     for attr in ('loss_prefix', 'pred_field'):
         seen: Dict[str, str] = {}
         for name, head in heads.items():
-            if not isinstance(head, BaseBEVHead):
-                raise TypeError(f'BEVFormer: head {name!r} ({type(head).__name__}) must subclass '
-                                f'BaseBEVHead (projects/bevformer/models/heads/base_bev_head.py)')
             value = getattr(head, attr)
             if value in seen:
                 raise ValueError(f'BEVFormer: heads {seen[value]!r} and {name!r} share the '

@@ -1,7 +1,8 @@
 """The contract between the BEVFormer detector and a task head on the BEV feature B_t."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
+import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -18,8 +19,14 @@ class BaseBEVHead(BaseModule, metaclass=ABCMeta):
     index ``row * bev_w + col``, rows along LiDAR y, columns along x (``geometry/bev.py``).
 
     Subclasses set the class attributes :attr:`pred_field` and :attr:`default_loss_prefix`.
+    The BEV geometry arguments are filled in by the detector from its BEV encoder, so a config
+    states them once (on the encoder); a head config that states a different value is refused.
 
     Args:
+        bev_h (int), bev_w (int): BEV grid size of B_t (rows along y, columns along x).
+        embed_dims (int): channels C of B_t.
+        pc_range (sequence of 6 floats): the BEV range (x_min, y_min, z_min, x_max, y_max,
+            z_max) in metres of the LiDAR frame.
         loss_prefix (str, optional): prefix of this head's loss keys in the detector's loss
             dict (e.g. ``'seg.'``); default :attr:`default_loss_prefix`. Keys must stay unique
             across heads.
@@ -31,12 +38,27 @@ class BaseBEVHead(BaseModule, metaclass=ABCMeta):
     #: loss-key prefix when the config does not set one
     default_loss_prefix: str = ''
 
-    def __init__(self, loss_prefix: Optional[str] = None,
+    #: constructor arguments the detector fills in from its BEV encoder
+    BEV_ARGS = ('bev_h', 'bev_w', 'embed_dims', 'pc_range')
+
+    def __init__(self,
+                 bev_h: int,
+                 bev_w: int,
+                 embed_dims: int,
+                 pc_range: Sequence[float] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0),
+                 loss_prefix: Optional[str] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg)
         if not self.pred_field:
             raise TypeError(f'{type(self).__name__} must set the class attribute pred_field')
+        if len(pc_range) != 6:
+            raise ValueError(f'{type(self).__name__}: pc_range must have 6 values, got '
+                             f'{len(pc_range)}')
+        self.bev_h, self.bev_w = int(bev_h), int(bev_w)
+        self.embed_dims = int(embed_dims)
         self.loss_prefix = self.default_loss_prefix if loss_prefix is None else loss_prefix
+        self.register_buffer('pc_range', torch.tensor(pc_range, dtype=torch.float32),
+                             persistent=False)
 
     @abstractmethod
     def loss(self, bev_embed: Tensor, batch_data_samples: List) -> Dict[str, Tensor]:

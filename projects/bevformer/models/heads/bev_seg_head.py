@@ -21,8 +21,11 @@ class BEVSegHead(BaseBEVHead):
     each class has its own sigmoid.
 
     Args:
-        in_channels (int): C of B_t.
+        embed_dims (int): C of B_t.
         bev_h (int), bev_w (int): BEV grid size of B_t.
+        pc_range (sequence of 6 floats): BEV range (unused; part of :class:`BaseBEVHead`).
+            ``embed_dims``, ``bev_h``, ``bev_w`` and ``pc_range`` come from the detector's BEV
+            encoder.
         num_classes (int): number of mask channels (``gt_bev_seg`` channels).
         feat_channels (int): decoder width.
         num_convs (int): 3x3 convs at the BEV resolution.
@@ -42,9 +45,10 @@ class BEVSegHead(BaseBEVHead):
     default_loss_prefix = 'seg.'
 
     def __init__(self,
-                 in_channels: int,
+                 embed_dims: int,
                  bev_h: int,
                  bev_w: int,
+                 pc_range: Sequence[float] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0),
                  num_classes: int = 4,
                  feat_channels: int = 64,
                  num_convs: int = 1,
@@ -57,20 +61,19 @@ class BEVSegHead(BaseBEVHead):
                  norm_cfg: ConfigType = dict(type='BN'),
                  loss_prefix: Optional[str] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(loss_prefix=loss_prefix, init_cfg=init_cfg)
+        super().__init__(bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, pc_range=pc_range,
+                         loss_prefix=loss_prefix, init_cfg=init_cfg)
         if upsample_factor < 1 or upsample_factor & (upsample_factor - 1):
             raise ValueError(f'BEVSegHead: upsample_factor must be a power of 2 >= 1, got '
                              f'{upsample_factor}')
         if class_weight is not None and len(class_weight) != num_classes:
             raise ValueError(f'BEVSegHead: class_weight has {len(class_weight)} values, '
                              f'expected num_classes={num_classes}')
-        self.in_channels = in_channels
-        self.bev_h, self.bev_w = bev_h, bev_w
         self.num_classes = num_classes
         self.upsample_factor = upsample_factor
         self.threshold = threshold
         layers: List[nn.Module] = []
-        channels = in_channels
+        channels = embed_dims
         for _ in range(num_convs):
             layers.append(ConvModule(channels, feat_channels, 3, padding=1, norm_cfg=norm_cfg))
             channels = feat_channels
@@ -101,9 +104,9 @@ class BEVSegHead(BaseBEVHead):
             Tensor: logits (bs, num_classes, H, W) with (H, W) = :attr:`out_size`.
         """
         bs, num_cells, channels = bev_embed.shape
-        if num_cells != self.bev_h * self.bev_w or channels != self.in_channels:
+        if num_cells != self.bev_h * self.bev_w or channels != self.embed_dims:
             raise ValueError(f'BEVSegHead: expected bev_embed (bs, {self.bev_h * self.bev_w}, '
-                             f'{self.in_channels}), got {tuple(bev_embed.shape)}')
+                             f'{self.embed_dims}), got {tuple(bev_embed.shape)}')
         x = bev_embed.transpose(1, 2).reshape(bs, channels, self.bev_h, self.bev_w)
         return self.cls_conv(self.decoder(x))
 

@@ -26,6 +26,17 @@ from .base_bev_head import BaseBEVHead
 from .bev_nms import bev_nms
 
 
+def _decoder_with_dims(decoder: ConfigType, embed_dims: int) -> dict:
+    """The decoder config with the head's width filled into its layers where absent."""
+    decoder = copy.deepcopy(dict(decoder))
+    layer = dict(decoder.get('layer_cfg') or {})
+    for key in ('self_attn_cfg', 'cross_attn_cfg', 'ffn_cfg'):
+        layer[key] = dict(layer.get(key) or {})
+        layer[key].setdefault('embed_dims', embed_dims)
+    decoder['layer_cfg'] = layer
+    return decoder
+
+
 class DetTargets(NamedTuple):
     """Dense per-query targets of one decoder layer (see :meth:`BEVFormerHead.get_targets`)."""
 
@@ -45,11 +56,13 @@ class BEVFormerHead(BaseBEVHead):
 
     Args:
         num_classes (int): number of object classes. Defaults to 10 (nuScenes).
-        embed_dims (int): channels C of the BEV feature and of the queries.
+        embed_dims (int): channels C of the BEV feature, the queries and the decoder layers
+            (filled into ``decoder.layer_cfg`` where absent).
         num_query (int): number of object queries. Defaults to 900.
         bev_h (int): BEV rows (along LiDAR y). bev_w (int): BEV columns (along LiDAR x).
         pc_range (Sequence[float]): (x_min, y_min, z_min, x_max, y_max, z_max) in metres;
-            normalised reference points map to it.
+            normalised reference points map to it. ``embed_dims``, ``bev_h``, ``bev_w`` and
+            ``pc_range`` come from the detector's BEV encoder (:class:`BaseBEVHead`).
         code_size (int): regression code size; must be 10.
         code_weights (Sequence[float], optional): per-dimension L1 weights. Defaults
             to ``[1] * 8 + [0.2, 0.2]`` (velocity down-weighted).
@@ -98,13 +111,12 @@ class BEVFormerHead(BaseBEVHead):
                  legacy: Optional[dict] = None,
                  loss_prefix: Optional[str] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(loss_prefix=loss_prefix, init_cfg=init_cfg)
+        super().__init__(bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, pc_range=pc_range,
+                         loss_prefix=loss_prefix, init_cfg=init_cfg)
         self.legacy = HeadLegacy.build(legacy)
         if code_size != CODE_SIZE:
             raise ValueError(f'BEVFormerHead: code_size must be {CODE_SIZE} (see '
                              f'geometry/box_coding.py), got {code_size}')
-        if len(pc_range) != 6:
-            raise ValueError(f'BEVFormerHead: pc_range must have 6 values, got {len(pc_range)}')
         code_weights = [1.0] * 8 + [0.2, 0.2] if code_weights is None else list(code_weights)
         if len(code_weights) != code_size:
             raise ValueError(f'BEVFormerHead: code_weights must have {code_size} values, '
@@ -114,15 +126,11 @@ class BEVFormerHead(BaseBEVHead):
                              '(use_sigmoid=True); softmax with a background class is not '
                              'supported')
         self.num_classes = num_classes
-        self.embed_dims = embed_dims
         self.num_query = num_query
-        self.bev_h, self.bev_w = bev_h, bev_w
         self.code_size = code_size
         self.num_reg_fcs = num_reg_fcs
         self.with_box_refine = with_box_refine
         self.sync_cls_avg_factor = sync_cls_avg_factor
-        self.register_buffer('pc_range', torch.tensor(pc_range, dtype=torch.float32),
-                             persistent=False)
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32),
                              persistent=False)
 
@@ -141,7 +149,7 @@ class BEVFormerHead(BaseBEVHead):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
 
-        self.decoder = MODELS.build(decoder)
+        self.decoder = MODELS.build(_decoder_with_dims(decoder, embed_dims))
         if self.decoder.embed_dims != embed_dims:
             raise ValueError(f'BEVFormerHead: decoder embed_dims {self.decoder.embed_dims} '
                              f'!= head embed_dims {embed_dims}')
