@@ -199,7 +199,7 @@ def test_photometric_per_camera():
 # -------------------------------------------------------------------- GT filtering
 def test_filter_instances():
     boxes = np.array([
-        [1, 2, 0, 4, 2, 1.5, 0.5, np.nan, np.nan],  # kept, NaN velocity -> 0
+        [1, 2, 0, 4, 2, 1.5, 0.5, np.nan, np.nan],  # kept, unknown velocity stays NaN
         [60, 0, 0, 4, 2, 1.5, 0, 1, 1],  # out of range (x)
         [0, -51.3, 0, 4, 2, 1.5, 0, 1, 1],  # out of range (y)
         [3, 3, 0, 4, 2, 1.5, 4.0, 1, 2],  # kept, yaw wrapped into [-pi, pi)
@@ -211,8 +211,11 @@ def test_filter_instances():
     f = FilterBEVInstances(point_cloud_range=[-51.2, -51.2, -5, 51.2, 51.2, 3])
     res = f.transform(dict(gt_bboxes_3d=boxes, gt_labels_3d=labels, gt_valid_flag=valid))
     assert res['gt_labels_3d'].tolist() == [0, 8]
-    np.testing.assert_allclose(res['gt_bboxes_3d'][0, 7:], [0, 0])
+    assert np.isnan(res['gt_bboxes_3d'][0, 7:]).all()
     assert abs(res['gt_bboxes_3d'][1, 6] - (4.0 - 2 * np.pi)) < 1e-6
+    zeroed = FilterBEVInstances(nan_velocity_to_zero=True).transform(
+        dict(gt_bboxes_3d=boxes, gt_labels_3d=labels, gt_valid_flag=valid))
+    np.testing.assert_allclose(zeroed['gt_bboxes_3d'][0, 7:], [0, 0])
     res = FilterBEVInstances(use_valid_flag=False).transform(
         dict(gt_bboxes_3d=boxes, gt_labels_3d=labels, gt_valid_flag=valid))
     assert res['gt_labels_3d'].tolist() == [0, 0, 1, 8, 3]
@@ -240,8 +243,12 @@ def test_pack():
     assert sample.gt_instances_3d.labels_3d.dtype == torch.long
     assert sample.token == 't0' and sample.lidar2img.dtype == np.float64
     assert sample.img_shape == (30, 48) and sample.prev_exists is True
+    unknown_velocity = np.ones((1, 9), np.float32)
+    unknown_velocity[0, 7:] = np.nan
+    packed = PackBEVInputs().transform(dict(res, gt_bboxes_3d=unknown_velocity, gt_labels_3d=[0]))
+    assert torch.isnan(packed['data_samples'].gt_instances_3d.bboxes_3d[0, 7:]).all()
     bad = dict(res, gt_bboxes_3d=np.full((1, 9), np.nan, np.float32), gt_labels_3d=[0])
-    with pytest.raises(ValueError, match='FilterBEVInstances'):
+    with pytest.raises(ValueError, match='non-finite centre, size or yaw.*frame t0'):
         PackBEVInputs().transform(bad)
     with pytest.raises(ValueError, match=r'\(N_cam, H, W, 3\)'):
         PackBEVInputs().transform(dict(img=np.zeros((32, 48, 3))))

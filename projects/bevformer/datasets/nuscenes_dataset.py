@@ -13,6 +13,7 @@ Frame order and scene boundaries come from the info file: ``data_list`` is sorte
 list is its previous key frame (or, with ``load_interval`` k, the key frame k steps back).
 """
 import os.path as osp
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import mmengine
@@ -22,6 +23,8 @@ from mmdet.registry import DATASETS, TRANSFORMS
 from mmengine.dataset import BaseDataset
 
 from ..constants import CAMERAS, CLASSES
+from .validation import (check_boxes, check_intrinsics, check_pose, check_projection,
+                         check_vector)
 
 # What parse_data_info reads: key -> expected array shape (None: any scalar / string).
 _FRAME_KEYS = {'token': None, 'scene_token': None, 'timestamp': None, 'prev': None,
@@ -33,7 +36,7 @@ _INSTANCE_KEYS = {'bbox_3d': (7, ), 'velocity': (2, ), 'label': None, 'valid_fla
 
 
 class InfoFormatError(ValueError):
-    """An info file entry misses a key or has a value of the wrong shape."""
+    """An info file entry misses a key or has a value of the wrong shape or an invalid value."""
 
 
 @DATASETS.register_module()
@@ -64,6 +67,12 @@ class NuScenesBEVDataset(BaseDataset):
             current frame's ``prev_exists`` tells whether the previous list entry is the
             previous frame of the same scene, for video-mode testing).
         data_prefix (dict): ``img`` prefix joined to every ``img_path`` (default the root).
+        skip_invalid (bool): drop frames whose geometry or boxes fail the checks of
+            ``datasets/validation.py`` (non-finite or degenerate poses, calibration, can_bus;
+            boxes of zero size) with a warning listing them, instead of stopping with an
+            error that names the file, sample and key; in training, also refetch another item
+            when an image is missing, truncated or corrupt. :attr:`skipped` lists what was
+            dropped. Default False.
         **kwargs: the rest of :class:`mmengine.dataset.BaseDataset` (``serialize_data``,
             ``lazy_init``, ``indices``, ``max_refetch``).
     """
@@ -83,6 +92,7 @@ class NuScenesBEVDataset(BaseDataset):
                  with_velocity: bool = True,
                  test_mode: bool = False,
                  data_prefix: Optional[dict] = None,
+                 skip_invalid: bool = False,
                  **kwargs: Any) -> None:
         if queue_length < 1:
             raise ValueError(f'NuScenesBEVDataset: queue_length must be >= 1, got {queue_length}')
@@ -97,6 +107,9 @@ class NuScenesBEVDataset(BaseDataset):
         self.load_interval = load_interval
         self.filter_empty_gt = filter_empty_gt
         self.with_velocity = with_velocity
+        self.skip_invalid = skip_invalid
+        #: (token or item, reason) of every frame dropped or refetched by ``skip_invalid``
+        self.skipped: List[tuple] = []
         super().__init__(
             ann_file=ann_file,
             metainfo=metainfo,
@@ -142,7 +155,11 @@ class NuScenesBEVDataset(BaseDataset):
         """Read the info pickle, check it, apply ``load_interval`` and parse every frame."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'NuScenesBEVDataset: info file not found: {self.ann_file}')
-        infos = mmengine.load(self.ann_file)
+        try:
+            infos = mmengine.load(self.ann_file)
+        except Exception as err:  # truncated, empty, not a pickle, refused by the safe loader
+            raise InfoFormatError(f'{self.ann_file}: cannot read the info file '
+                                  f'({type(err).__name__}: {err})') from err
         if not isinstance(infos, dict) or 'data_list' not in infos or 'metainfo' not in infos:
             raise InfoFormatError(f'{self.ann_file}: expected a dict with keys metainfo and '
                                   f'data_list, got {type(infos).__name__}'
@@ -156,10 +173,21 @@ class NuScenesBEVDataset(BaseDataset):
         self._metainfo['cameras'] = list(self.cameras)  # the order of N_cam in every item
         self._label_map = self._build_label_map()
         raw = infos['data_list']
+        if not isinstance(raw, list) or not raw:
+            raise InfoFormatError(f'{self.ann_file}: data_list is empty (or not a list): no '
+                                  f'frame to load')
         self._check_sorted(raw)
         data_list = []
         for index in range(0, len(raw), self.load_interval):
-            data_list.append(self._parse_frame(raw[index], index))
+            frame = self._parse_frame(raw[index], index)
+            if frame is not None:
+                data_list.append(frame)
+        if self.skipped:
+            warnings.warn(f'NuScenesBEVDataset: skip_invalid dropped {len(self.skipped)} of '
+                          f'{len(raw)} frames of {self.ann_file}: {self.skipped}')
+        if not data_list:
+            raise InfoFormatError(f'{self.ann_file}: every frame failed validation '
+                                  f'({len(self.skipped)} dropped)')
         return data_list
 
     def _build_label_map(self) -> np.ndarray:
@@ -202,7 +230,7 @@ class NuScenesBEVDataset(BaseDataset):
                 self._fail(index, info, name, f'has shape {value.shape}, expected {shape}')
         return value
 
-    def _parse_frame(self, info: dict, index: int) -> dict:
+    def _parse_frame(self, info: dict, index: int) -> Optional[dict]:
         """One info entry -> the per-frame dict the pipeline reads.
 
         Args:
@@ -214,7 +242,8 @@ class NuScenesBEVDataset(BaseDataset):
             lidar2ego, ego2global, lidar2global (4, 4), can_bus (18,), cam_names (N_cam),
             img_paths (N_cam), cam_sizes (N_cam, 2) (H, W), lidar2img (N_cam, 4, 4),
             cam2img (N_cam, 3, 3), lidar2cam (N_cam, 4, 4), gt_bboxes_3d (M, 9|7) float32,
-            gt_labels_3d (M,) int64, gt_valid_flag (M,) bool``.
+            gt_labels_3d (M,) int64, gt_valid_flag (M,) bool``; None when the frame fails
+            validation and ``skip_invalid`` is set (otherwise an :class:`InfoFormatError`).
         """
         get = self._get
         out = {k: get(index, info, info, k, s) for k, s in _FRAME_KEYS.items()}
@@ -241,12 +270,20 @@ class NuScenesBEVDataset(BaseDataset):
                            f'is {label}, beyond the {len(self._label_map)} info classes')
             labels.append(self._label_map[label] if label >= 0 else -1)
             valid.append(bool(vals['valid_flag']))
+        problems = self._frame_problems(out, cam2img, lidar2cam, lidar2img, boxes, vels)
+        if problems:
+            token = info.get('token', '?')
+            if not self.skip_invalid:
+                raise InfoFormatError(f'{self.ann_file}: sample {index} (token {token}): '
+                                      + '; '.join(problems))
+            self.skipped.append((token, '; '.join(problems)))
+            return None
         box_dim = 9 if self.with_velocity else 7
         gt = np.zeros((len(boxes), box_dim), dtype=np.float32)
         if boxes:
             gt[:, :7] = np.stack(boxes)
             if self.with_velocity:
-                gt[:, 7:9] = np.stack(vels)  # NaN (unknown) stays; FilterBEVInstances zeroes it
+                gt[:, 7:9] = np.stack(vels)  # NaN = unknown: masked per element in the loss
         out.update(
             scene_name=info.get('scene_name', ''),
             lidar2global=out['ego2global'] @ out['lidar2ego'],
@@ -261,13 +298,32 @@ class NuScenesBEVDataset(BaseDataset):
             gt_valid_flag=np.array(valid, dtype=bool))
         return out
 
+    def _frame_problems(self, out: dict, cam2img: list, lidar2cam: list, lidar2img: list,
+                        boxes: list, vels: list) -> List[str]:
+        """Every failed check of ``datasets/validation.py`` for one frame."""
+        problems = check_pose('lidar2ego', out['lidar2ego']) + check_pose(
+            'ego2global', out['ego2global']) + check_vector('can_bus', out['can_bus'])
+        for cam, k, e, p in zip(self.cameras, cam2img, lidar2cam, lidar2img):
+            problems += check_intrinsics(f'cams.{cam}.cam2img', k)
+            problems += check_pose(f'cams.{cam}.lidar2cam', e)
+            problems += check_projection(f'cams.{cam}.lidar2img', p)
+        if boxes:
+            problems += check_boxes(np.stack(boxes), np.stack(vels))
+        return problems
+
     def _select_items(self) -> np.ndarray:
         """Frame indices that are items (all of them unless filtering empty frames)."""
         frames = np.arange(len(self.data_list))
         if self.test_mode or not self.filter_empty_gt:
             return frames
-        keep = [((f['gt_labels_3d'] >= 0) & f['gt_valid_flag']).any() for f in self.data_list]
-        return frames[np.array(keep, dtype=bool)] if keep else frames
+        keep = np.array([((f['gt_labels_3d'] >= 0) & f['gt_valid_flag']).any()
+                         for f in self.data_list], dtype=bool)
+        if not keep.any():
+            raise InfoFormatError(
+                f'{self.ann_file}: no frame has a valid box of the classes '
+                f'{list(self._metainfo["classes"])} (filter_empty_gt=True would leave no '
+                f'training item; check metainfo.classes or set filter_empty_gt=False)')
+        return frames[keep]
 
     # ------------------------------------------------------------------ indexing
     def __len__(self) -> int:
@@ -336,8 +392,10 @@ class NuScenesBEVDataset(BaseDataset):
         Returns:
             dict | None: ``inputs``: ``img`` (T, N_cam, 3, H, W) float32 and the geometry
             tensors listed in the module docstring; ``data_samples``: the current frame's
-            Det3DDataSample with ``prev_exists`` and ``history`` in its metainfo. None (refetch) when a frame's pipeline returns None
-            or, in training with ``filter_empty_gt``, the current frame has no box left.
+            Det3DDataSample with ``prev_exists`` and ``history`` in its metainfo. None
+            (refetch) when a frame's pipeline returns None, in training with
+            ``filter_empty_gt`` when the current frame has no box left, and in training with
+            ``skip_invalid`` when an image is missing, truncated or corrupt.
         """
         frames = self.queue_frames(idx)
         flags = self.prev_exists(frames)
@@ -345,7 +403,15 @@ class NuScenesBEVDataset(BaseDataset):
         for frame, flag in zip(frames, flags):
             info = self._frame_info(frame)
             info['prev_exists'] = flag
-            out = self.pipeline(info)
+            try:
+                out = self.pipeline(info)
+            except OSError as err:  # missing / truncated / corrupt image (named in err)
+                if not self.skip_invalid or self.test_mode:
+                    raise
+                self.skipped.append((info['token'], str(err)))
+                warnings.warn(f'NuScenesBEVDataset: skip_invalid: item {idx} refetched '
+                              f'({len(self.skipped)} skipped so far): {err}')
+                return None
             if out is None:
                 return None
             packed.append(out)

@@ -50,10 +50,11 @@ class PackBEVInputs(BaseTransform):
             if boxes.ndim != 2 or boxes.shape[1] not in (7, 9):
                 raise ValueError(f'PackBEVInputs: gt_bboxes_3d must be (M, 7|9), got '
                                  f'{boxes.shape} (frame {results.get("token", "?")})')
-            if not np.isfinite(boxes).all():
-                raise ValueError(f'PackBEVInputs: non-finite values in gt_bboxes_3d of frame '
-                                 f'{results.get("token", "?")} (unknown velocities are NaN in '
-                                 f'the info file: put FilterBEVInstances in the pipeline)')
+            # Unknown velocities (columns 7, 8) may be NaN: the loss masks them per element.
+            if not np.isfinite(boxes[:, :7]).all() or np.isinf(boxes).any():
+                raise ValueError(f'PackBEVInputs: non-finite centre, size or yaw (or an '
+                                 f'infinite velocity) in gt_bboxes_3d of frame '
+                                 f'{results.get("token", "?")}')
             sample.gt_instances_3d = InstanceData(
                 bboxes_3d=torch.from_numpy(boxes),
                 labels_3d=torch.as_tensor(np.asarray(results['gt_labels_3d']), dtype=torch.long))

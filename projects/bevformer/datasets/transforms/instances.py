@@ -12,7 +12,8 @@ from ...geometry.boxes import limit_angle
 class FilterBEVInstances(BaseTransform):
     """Keep boxes with a kept class, ``valid_flag`` and a BEV centre inside the range.
 
-    Also sets unknown (NaN) velocities to 0 and wraps yaw into [-pi, pi).
+    Also wraps yaw into [-pi, pi). Unknown (NaN) velocities stay NaN: the detection loss masks
+    them per element (``nan_velocity_to_zero=True`` turns them into 0 m/s targets instead).
 
     Required keys: ``gt_bboxes_3d`` (M, 9|7) float32 ``(x, y, z, l, w, h, yaw[, vx, vy])``,
     ``gt_labels_3d`` (M,) int64 (-1 = not a kept class). Optional ``gt_valid_flag`` (M,) bool.
@@ -24,16 +25,19 @@ class FilterBEVInstances(BaseTransform):
             ``y_min < y < y_max`` (its BEV centre; z is not checked). None: no range filter.
         use_valid_flag (bool): drop boxes whose ``valid_flag`` is False (no LiDAR or radar
             point inside, as the nuScenes evaluation does).
+        nan_velocity_to_zero (bool): replace unknown velocities by 0 (mmdet3d's datasets do
+            this). Default False.
     """
 
     def __init__(self, point_cloud_range: Optional[Sequence[float]] = None,
-                 use_valid_flag: bool = True) -> None:
+                 use_valid_flag: bool = True, nan_velocity_to_zero: bool = False) -> None:
         if point_cloud_range is not None and len(point_cloud_range) != 6:
             raise ValueError(f'FilterBEVInstances: point_cloud_range needs 6 values, got '
                              f'{point_cloud_range}')
         self.pc_range = (None if point_cloud_range is None else
                          np.array(point_cloud_range, dtype=np.float32))
         self.use_valid_flag = use_valid_flag
+        self.nan_velocity_to_zero = nan_velocity_to_zero
 
     def transform(self, results: dict) -> dict:
         boxes = np.asarray(results['gt_bboxes_3d'], dtype=np.float32)
@@ -51,7 +55,7 @@ class FilterBEVInstances(BaseTransform):
                      & (boxes[:, 1] < r[4]))
         boxes = boxes[keep].copy()
         boxes[:, 6] = limit_angle(boxes[:, 6])
-        if boxes.shape[1] == 9:
+        if boxes.shape[1] == 9 and self.nan_velocity_to_zero:
             boxes[:, 7:9] = np.nan_to_num(boxes[:, 7:9], nan=0.0)
         results['gt_bboxes_3d'] = boxes
         results['gt_labels_3d'] = labels[keep]
@@ -62,4 +66,5 @@ class FilterBEVInstances(BaseTransform):
     def __repr__(self) -> str:
         rng = None if self.pc_range is None else self.pc_range.tolist()
         return (f'{self.__class__.__name__}(point_cloud_range={rng}, '
-                f'use_valid_flag={self.use_valid_flag})')
+                f'use_valid_flag={self.use_valid_flag}, '
+                f'nan_velocity_to_zero={self.nan_velocity_to_zero})')

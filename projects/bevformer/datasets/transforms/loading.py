@@ -26,7 +26,8 @@ class LoadMultiViewImages(BaseTransform):
 
     Raises:
         FileNotFoundError: an image is missing (the message names it).
-        OSError: an image cannot be decoded (corrupt / not an image).
+        OSError: an image cannot be decoded (corrupt / not an image) or its file is
+            truncated (a JPEG without its end-of-image marker, a PNG without IEND).
         ValueError: the cameras' images differ in size, or differ from ``cam_sizes``.
     """
 
@@ -45,6 +46,10 @@ class LoadMultiViewImages(BaseTransform):
         if img is None:
             raise OSError(f'LoadMultiViewImages: cannot decode image (corrupt or not an '
                           f'image): {path}')
+        if _truncated(content):
+            # Decoders fill the missing rows (black / grey) and only warn: refuse instead.
+            raise OSError(f'LoadMultiViewImages: image file is truncated (no end marker): '
+                          f'{path}')
         if img.ndim == 2:  # grayscale file read with flag='unchanged'
             img = np.repeat(img[..., None], 3, axis=-1)
         return img
@@ -77,3 +82,16 @@ class LoadMultiViewImages(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(to_float32={self.to_float32}, '
                 f'color_type={self.color_type!r})')
+
+
+def _truncated(content: bytes) -> bool:
+    """Whether a JPEG / PNG file lacks its end marker (other formats are not checked).
+
+    A JPEG's entropy-coded data escapes 0xFF bytes, so ``FF D9`` at the end (trailing zero
+    padding allowed) is the end-of-image marker; a PNG ends with its IEND chunk.
+    """
+    if content[:2] == b'\xff\xd8':
+        return not content.rstrip(b'\x00').endswith(b'\xff\xd9')
+    if content[:8] == b'\x89PNG\r\n\x1a\n':
+        return not content.rstrip(b'\x00').endswith(b'IEND\xaeB`\x82')
+    return False
