@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from projects.bevformer.datasets.nuscenes_converter import create_nuscenes_infos
+    from tools.dataset_converters.nuscenes_converter import create_nuscenes_infos
     create_nuscenes_infos(args.root_path, args.out_dir, version=args.version,
                           extra_tag=args.extra_tag, can_bus_root=args.can_bus_root)
 

@@ -11,8 +11,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repo root
 
-from projects.bevformer.datasets.synthetic_nuscenes import \
-    generate_synthetic_nuscenes  # noqa: E402
+from projects.bevformer.synthetic import generate_synthetic_nuscenes  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -174,8 +174,8 @@ def make_synthetic_dataroot(root: str, num_scenes: int = 2, frames_per_scene: in
     Returns:
         tuple: ``(root, {'train': path, 'val': path})``.
     """
-    from projects.bevformer.datasets.nuscenes_converter import create_nuscenes_infos
-    from projects.bevformer.datasets.synthetic_nuscenes import generate_synthetic_nuscenes
+    from projects.bevformer.synthetic import generate_synthetic_nuscenes
+    from tools.dataset_converters.nuscenes_converter import create_nuscenes_infos
     generate_synthetic_nuscenes(root, num_scenes=num_scenes, num_val_scenes=1,
                                 frames_per_scene=frames_per_scene, objects_per_frame=6,
                                 image_scale=0.1, lidar_beams=8, lidar_azimuth_steps=90,

@@ -9,10 +9,11 @@ import torch
 from mmengine.structures import InstanceData
 
 from mmdet.registry import METRICS
-from projects.bevformer.datasets.nuscenes_converter import CLASSES, create_nuscenes_infos
-from projects.bevformer.datasets.synthetic_nuscenes import generate_synthetic_nuscenes
+from projects.bevformer.constants import CLASSES
 from projects.bevformer.evaluation import NuScenesMetric, default_attribute
 from projects.bevformer.structures import Det3DDataSample
+from projects.bevformer.synthetic import generate_synthetic_nuscenes
+from tools.dataset_converters.nuscenes_converter import create_nuscenes_infos
 
 NO_ORIENT = {'traffic_cone'}  # the devkit reports NaN for these TP errors
 NO_VEL_ATTR = {'traffic_cone', 'barrier'}

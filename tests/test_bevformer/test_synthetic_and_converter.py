@@ -11,12 +11,13 @@ from nuscenes import NuScenes
 from nuscenes.can_bus.can_bus_api import NuScenesCanBus
 from shapely.geometry import Point, Polygon
 
-from projects.bevformer.datasets.nuscenes_converter import CAMERAS, CLASSES, create_nuscenes_infos
-from projects.bevformer.datasets.synthetic_nuscenes import (GROUND_INTENSITY,
-                                                            generate_synthetic_nuscenes)
+from projects.bevformer.constants import CAMERAS, CLASSES
 from projects.bevformer.geometry.boxes import (box_corners, lidar_boxes_to_global,
                                                quaternion_to_yaw, yaw_to_quaternion)
 from projects.bevformer.geometry.camera import compose_lidar2img
+from projects.bevformer.synthetic import generate_synthetic_nuscenes
+from projects.bevformer.synthetic.lidar import GROUND_INTENSITY
+from tools.dataset_converters.nuscenes_converter import create_nuscenes_infos
 
 SCALE = 0.08  # 128 x 72 images
 
@@ -215,16 +216,18 @@ def test_lidar_points_fall_in_their_boxes(dataroot):
 @pytest.mark.parametrize('cam', ['CAM_FRONT', 'CAM_BACK_LEFT'])
 def test_rendered_silhouette_matches_lidar2img_projection(cam):
     """The renderer's ray cast and the converter's lidar2img agree on where a box is."""
-    from projects.bevformer.datasets.synthetic_nuscenes import (LIDAR_TOP, RIG, _CameraModel,
-                                                                _pose, ray_box_intersect)
+    from projects.bevformer.synthetic.poses import pose_from_quat
+    from projects.bevformer.synthetic.raycast import ray_box_intersect
+    from projects.bevformer.synthetic.render import CameraModel
+    from projects.bevformer.synthetic.rig import LIDAR_TOP, RIG
     scale = 0.25
     width, height = 400, 225
     translation, rotation, f, cx, cy = RIG[cam]
     intrinsic = np.array([[f * scale, 0, cx * scale], [0, f * scale, cy * scale], [0, 0, 1]])
     # a level LiDAR (the real one is tilted by ~1 deg, which yaw-only boxes cannot follow)
-    cam2ego = _pose(translation, rotation)
-    lidar2ego = _pose(LIDAR_TOP[0], yaw_to_quaternion(-np.pi / 2))
-    model = _CameraModel(width, height, intrinsic, cam2ego)
+    cam2ego = pose_from_quat(translation, rotation)
+    lidar2ego = pose_from_quat(LIDAR_TOP[0], yaw_to_quaternion(-np.pi / 2))
+    model = CameraModel(width, height, intrinsic, cam2ego)
     # a box 12 m along the camera's optical axis, in the LiDAR frame (x, y, z_bottom, l, w, h, yaw)
     axis_ego = cam2ego[:3, :3] @ np.array([0.3, 0.1, 1.0])
     centre_ego = cam2ego[:3, 3] + 12 * axis_ego / np.linalg.norm(axis_ego)

@@ -1,7 +1,7 @@
 """nuScenes multi-view temporal data: dataset, transforms, samplers (registered on import).
 
-(``synthetic_nuscenes`` and ``nuscenes_converter`` are plain modules used by tools; they are
-imported where needed.)
+Runtime only: the info converter is ``tools/dataset_converters/nuscenes_converter.py`` and the
+synthetic dataroot generator ``projects/bevformer/synthetic``.
 """
 from ..constants import CAMERAS, CLASSES
 from .nuscenes_dataset import InfoFormatError, NuScenesBEVDataset

@@ -1,4 +1,5 @@
-"""nuScenes dataroot -> our info files (docs/data_format.md), built on the nuScenes devkit.
+"""nuScenes dataroot -> our info files (docs/data_format.md), built on the nuScenes devkit
+(``tools/create_data.py nuscenes`` runs it).
 
 :func:`create_nuscenes_infos` reads a dataroot with ``nuscenes.NuScenes`` (and the CAN bus
 with ``NuScenesCanBus`` when ``<can_bus_root>/can_bus`` exists), and writes
