@@ -56,6 +56,9 @@ class BEVFormer(BaseDetector):
         use_grid_mask (bool): GridMask on the images in training.
         grid_mask (dict): GridMask arguments.
         video_test_mode (bool): carry the previous BEV across test calls.
+        perspective_head (dict, optional): a ``PerspectiveHead`` supervising the current
+            frame's image features in training (its losses join the dict; not run at test
+            time).
         data_preprocessor (dict): e.g. ``BEVDataPreprocessor``.
     """
 
@@ -68,6 +71,7 @@ class BEVFormer(BaseDetector):
                  use_grid_mask: bool = True,
                  grid_mask: OptConfigType = None,
                  video_test_mode: bool = True,
+                 perspective_head: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -94,6 +98,8 @@ class BEVFormer(BaseDetector):
         self.grid_mask = MODELS.build(dict(type='GridMask', **(grid_mask or {}))) \
             if use_grid_mask else None
         self.video_test_mode = video_test_mode
+        self.perspective_head = (MODELS.build(perspective_head)
+                                 if perspective_head is not None else None)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self._prev: Optional[dict] = None  # state of video test mode
@@ -160,6 +166,14 @@ class BEVFormer(BaseDetector):
     def extract_bev(self, inputs: dict, batch_data_samples: SampleList) -> Tensor:
         """B_t: the BEV feature of the current (last) frame, using the history frames.
 
+        See :meth:`_extract` for the arguments; returns (B, bev_h * bev_w, C).
+        """
+        return self._extract(inputs, batch_data_samples)[0]
+
+    def _extract(self, inputs: dict,
+                 batch_data_samples: SampleList) -> Tuple[Tensor, List[Tensor]]:
+        """B_t and the current frame's image features.
+
         Args:
             inputs (dict): ``img`` (B, T, N_cam, 3, H, W), T - 1 history frames then the
                 current; ``lidar2img`` (B, T, N_cam, 4, 4), ``lidar2global`` (B, T, 4, 4),
@@ -169,7 +183,8 @@ class BEVFormer(BaseDetector):
                 ``scene_token`` and ``frame_idx``.
 
         Returns:
-            Tensor: (B, bev_h * bev_w, C).
+            tuple: B_t (B, bev_h * bev_w, C) and the current frame's neck outputs, per level
+            (B, N_cam, C, H_l, W_l).
         """
         imgs = inputs['img']
         if imgs.dim() != 6:
@@ -198,7 +213,7 @@ class BEVFormer(BaseDetector):
                                             for ds in batch_data_samples],
                               frame_idx=[ds.metainfo.get('frame_idx')
                                          for ds in batch_data_samples])
-        return bev
+        return bev, feats
 
     def _encode_history(self, imgs: Tensor, frames: List[Frame], pad_shape: Tuple[int, int]):
         """Encode the history frames recurrently, without gradients, in eval mode."""
@@ -275,8 +290,13 @@ class BEVFormer(BaseDetector):
             dict[str, Tensor]: each head's losses under ``head.loss_prefix + key``, scaled by
             ``head_loss_weights[name]``.
         """
-        bev = self.extract_bev(self._inputs(batch_inputs), batch_data_samples)
+        inputs = self._inputs(batch_inputs)
+        bev, feats = self._extract(inputs, batch_data_samples)
         losses = {}
+        if self.perspective_head is not None:
+            losses.update(self.perspective_head.loss(
+                feats, inputs['lidar2img'][:, -1], inputs['img_shape'][:, -1],
+                tuple(inputs['img'].shape[-2:]), batch_data_samples))
         for name, head in self.heads.items():
             weight = self.head_loss_weights.get(name, 1.0)
             for key, value in head.loss(bev, batch_data_samples).items():
