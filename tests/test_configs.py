@@ -31,7 +31,7 @@ def test_config_builds(path):
     assert sum(p.numel() for p in model.parameters()) > 0
     # The datasets and metrics it names exist (building them needs the data on disk).
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if loader in cfg:
+        if cfg.get(loader) is not None:
             assert DATASETS.get(cfg[loader].dataset.type) is not None, \
                 f'{path}: unknown dataset {cfg[loader].dataset.type}'
     for key in ('val_evaluator', 'test_evaluator'):

@@ -1,4 +1,5 @@
 """Detectors."""
 from .bevformer import BEVFormer
+from .perspective_pretrainer import PerspectivePretrainer
 
-__all__ = ['BEVFormer']
+__all__ = ['BEVFormer', 'PerspectivePretrainer']

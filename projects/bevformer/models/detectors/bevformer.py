@@ -33,6 +33,7 @@ from ...geometry.ego_motion import relative_pose
 from ...structures import Det3DDataSample
 from ..data_preprocessors.bev_data_preprocessor import GEOMETRY_KEYS
 from ..heads.base_bev_head import BaseBEVHead
+from .multiview_features import MultiViewFeaturesMixin
 
 SampleList = List[Det3DDataSample]
 #: One frame of the batch geometry: GEOMETRY_KEYS -> (B, ...) tensors.
@@ -40,7 +41,7 @@ Frame = Dict[str, Tensor]
 
 
 @MODELS.register_module()
-class BEVFormer(BaseDetector):
+class BEVFormer(MultiViewFeaturesMixin, BaseDetector):
     """BEVFormer: spatio-temporal BEV encoder and task heads on its BEV feature.
 
     Args:
@@ -103,24 +104,6 @@ class BEVFormer(BaseDetector):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self._prev: Optional[dict] = None  # state of video test mode
-
-    # ------------------------------------------------------------------ images
-    def extract_img_feat(self, imgs: Tensor) -> List[Tensor]:
-        """
-        Args:
-            imgs (Tensor): (B, N_cam, 3, H, W).
-
-        Returns:
-            list[Tensor]: per level (B, N_cam, C, H_l, W_l).
-        """
-        bs, num_cams = imgs.shape[:2]
-        flat = imgs.flatten(0, 1)
-        if self.grid_mask is not None:
-            flat = self.grid_mask(flat)
-        feats = self.img_backbone(flat)
-        if self.img_neck is not None:
-            feats = self.img_neck(feats)
-        return [f.view(bs, num_cams, *f.shape[1:]) for f in feats]
 
     # --------------------------------------------------------------------- BEV
     def _encode(self, mlvl_feats: List[Tensor], frame: Frame, pad_shape: Tuple[int, int],

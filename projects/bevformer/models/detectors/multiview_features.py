@@ -1,0 +1,26 @@
+"""Image features of every camera: the backbone and neck shared by the detectors here."""
+from typing import List
+
+from torch import Tensor
+
+
+class MultiViewFeaturesMixin:
+    """``extract_img_feat`` for a detector with ``img_backbone``, ``img_neck`` (or None) and
+    ``grid_mask`` (or None, applied to the images when the module is training)."""
+
+    def extract_img_feat(self, imgs: Tensor) -> List[Tensor]:
+        """
+        Args:
+            imgs (Tensor): (B, N_cam, 3, H, W).
+
+        Returns:
+            list[Tensor]: per level (B, N_cam, C, H_l, W_l).
+        """
+        bs, num_cams = imgs.shape[:2]
+        flat = imgs.flatten(0, 1)
+        if self.grid_mask is not None:
+            flat = self.grid_mask(flat)
+        feats = self.img_backbone(flat)
+        if self.img_neck is not None:
+            feats = self.img_neck(feats)
+        return [f.view(bs, num_cams, *f.shape[1:]) for f in feats]

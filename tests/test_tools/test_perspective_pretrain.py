@@ -1,0 +1,50 @@
+"""The perspective pretraining stage through tools/train.py, and a BEVFormer config starting
+its backbone and neck from the result (init_cfg Pretrained with a prefix)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import projects.bevformer  # noqa: F401
+from mmdet.registry import MODELS
+from projects.common.checkpoint import safe_load_checkpoint
+from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PRETRAIN = 'configs/bevformer/pretrain/perspective_pretrain_quickstart_synthetic.py'
+FROM_PRETRAINED = 'configs/bevformer/bevformer_quickstart_synthetic_persp_pretrained.py'
+
+
+def test_pretrain_then_start_bevformer_from_it(tmp_path):
+    root, _ = make_synthetic_dataroot(str(tmp_path / 'data'), num_scenes=2, frames_per_scene=3)
+    work = str(tmp_path / 'work')
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, 'tools/train.py', PRETRAIN, '--work-dir', work, '--cfg-options',
+           f'train_dataloader.dataset.data_root={root}/', 'train_dataloader.batch_size=2',
+           'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
+           'default_hooks.logger.interval=1']
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert 'persp.loss_heatmap' in out
+    ckpt_path = osp.join(work, 'iter_2.pth')
+    state = safe_load_checkpoint(ckpt_path)['state_dict']
+    assert any(k.startswith('img_backbone.') for k in state)
+    assert any(k.startswith('perspective_head.') for k in state)
+
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(REPO, FROM_PRETRAINED))
+    cfg.model.img_backbone.init_cfg.checkpoint = ckpt_path
+    cfg.model.img_neck.init_cfg.checkpoint = ckpt_path
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ours = model.state_dict()
+    for key, value in state.items():
+        if key.startswith(('img_backbone.', 'img_neck.')):
+            torch.testing.assert_close(ours[key], value, msg=key)
+    # The BEV encoder and heads start from scratch (not in the pretrained file).
+    assert not any(k.startswith('bev_encoder.') for k in state)
