@@ -12,9 +12,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from projects.bevformer.constants import CAMERAS, CLASSES
-from projects.bevformer.geometry.boxes import (global_boxes_to_lidar, pose_matrix,
-                                               quaternion_to_yaw)
+from projects.bevformer.geometry.boxes import global_boxes_to_lidar, pose_matrix
 from projects.bevformer.geometry.camera import compose_lidar2img
+from projects.bevformer.geometry.ego_motion import can_bus_vector
 
 INFO_VERSION = '1.0'
 # The devkit's split names of each release: (train split, val split) or (test split,).
@@ -68,21 +68,14 @@ class CanBusReader:
                rotation_wxyz: Sequence[float]) -> np.ndarray:
         """(18,) float64: pose from the ego pose record, CAN values from the last message
         at or before ``timestamp`` (µs)."""
-        out = np.zeros(18)
+        can = None
         msgs = self.messages(scene_name)
         if msgs:
             times = np.array([m['utime'] for m in msgs])
             i = max(int(np.searchsorted(times, timestamp, side='right')) - 1, 0)
             m = msgs[i]
-            out[7:10] = m['accel']
-            out[10:13] = m['rotation_rate']
-            out[13:16] = m['vel']
-        out[0:3] = translation
-        out[3:7] = rotation_wxyz
-        yaw = float(quaternion_to_yaw(np.asarray(rotation_wxyz, dtype=np.float64))) % (2 * np.pi)
-        out[16] = yaw
-        out[17] = np.degrees(yaw) % 360.0
-        return out
+            can = list(m['accel']) + list(m['rotation_rate']) + list(m['vel'])
+        return can_bus_vector(translation, rotation_wxyz, can)
 
 
 def _require_file(root: str, rel_path: str, what: str) -> None:

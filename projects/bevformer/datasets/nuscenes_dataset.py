@@ -419,28 +419,45 @@ class NuScenesBEVDataset(BaseDataset):
         if (not self.test_mode and self.filter_empty_gt and 'gt_instances_3d' in current
                 and len(current.gt_instances_3d) == 0):
             return None
-        imgs = [p['inputs']['img'] for p in packed]
-        for frame, img in zip(frames, imgs):
-            if img.shape != imgs[-1].shape:
-                raise ValueError(
-                    f'NuScenesBEVDataset: frames of one item must have the same image shape '
-                    f'after the pipeline; frame {self._frame_info(frame)["token"]} has '
-                    f'{tuple(img.shape)}, the current frame {tuple(imgs[-1].shape)} (use a '
-                    f'deterministic resize/crop size)')
-        metas = [p['data_samples'].metainfo for p in packed]
-        geometry = {}
-        for key in ('lidar2img', 'lidar2global', 'can_bus', 'img_shape'):
-            missing = [m.get('token', '?') for m in metas if key not in m]
-            if missing:
-                raise KeyError(f'NuScenesBEVDataset: frames {missing} have no {key!r} after the '
-                               f'pipeline (PackBEVInputs meta_keys must keep it)')
-            if key == 'img_shape':  # valid (H, W) before the preprocessor pads
-                values = [np.asarray(m[key][:2], dtype=np.int64) for m in metas]
-            else:
-                values = [np.asarray(m[key], dtype=np.float64) for m in metas]
-            geometry[key] = torch.from_numpy(np.stack(values))
-        geometry['prev_exists'] = torch.tensor(flags, dtype=torch.bool)
-        history = [{k: m[k] for k in ('token', 'scene_token', 'frame_idx', 'timestamp') if k in m}
-                   for m in metas[:-1]]
-        current.set_metainfo(dict(prev_exists=flags[-1], history=history))
-        return dict(inputs=dict(img=torch.stack(imgs), **geometry), data_samples=current)
+        return stack_frames(packed, flags)
+
+
+def stack_frames(packed: List[dict], prev_exists: Sequence[bool]) -> dict:
+    """One item from the pipeline outputs of its frames (oldest first, current last).
+
+    Args:
+        packed (list[dict]): T outputs of ``PackBEVInputs`` (``inputs['img']`` (N_cam, 3, H, W)
+            and a Det3DDataSample with the frame's metainfo).
+        prev_exists (sequence of bool): T flags, see :meth:`NuScenesBEVDataset.prev_exists`.
+
+    Returns:
+        dict: ``inputs``: ``img`` (T, N_cam, 3, H, W) and the geometry ``lidar2img``
+        (T, N_cam, 4, 4), ``lidar2global`` (T, 4, 4), ``can_bus`` (T, 18), ``img_shape``
+        (T, 2), ``prev_exists`` (T,); ``data_samples``: the current frame's sample with
+        ``prev_exists`` and ``history`` (the earlier frames' identity) in its metainfo.
+    """
+    metas = [p['data_samples'].metainfo for p in packed]
+    imgs = [p['inputs']['img'] for p in packed]
+    for meta, img in zip(metas, imgs):
+        if img.shape != imgs[-1].shape:
+            raise ValueError(
+                f'NuScenesBEVDataset: frames of one item must have the same image shape after '
+                f'the pipeline; frame {meta.get("token", "?")} has {tuple(img.shape)}, the '
+                f'current frame {tuple(imgs[-1].shape)} (use a deterministic resize/crop size)')
+    geometry = {}
+    for key in ('lidar2img', 'lidar2global', 'can_bus', 'img_shape'):
+        missing = [m.get('token', '?') for m in metas if key not in m]
+        if missing:
+            raise KeyError(f'NuScenesBEVDataset: frames {missing} have no {key!r} after the '
+                           f'pipeline (PackBEVInputs meta_keys must keep it)')
+        if key == 'img_shape':  # valid (H, W) before the preprocessor pads
+            values = [np.asarray(m[key][:2], dtype=np.int64) for m in metas]
+        else:
+            values = [np.asarray(m[key], dtype=np.float64) for m in metas]
+        geometry[key] = torch.from_numpy(np.stack(values))
+    geometry['prev_exists'] = torch.tensor(list(prev_exists), dtype=torch.bool)
+    history = [{k: m[k] for k in ('token', 'scene_token', 'frame_idx', 'timestamp') if k in m}
+               for m in metas[:-1]]
+    current = packed[-1]['data_samples']
+    current.set_metainfo(dict(prev_exists=bool(prev_exists[-1]), history=history))
+    return dict(inputs=dict(img=torch.stack(imgs), **geometry), data_samples=current)

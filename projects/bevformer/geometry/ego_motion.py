@@ -6,13 +6,15 @@ previous LiDAR frame into the current one. BEV conventions are those of ``geomet
 (columns along x, rows along y, flat index ``row * bev_w + col``).
 """
 import math
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .bev import bev_grid_2d, check_pc_range, denormalize_points
+from .boxes import quaternion_to_yaw
 
 # can_bus entries that become deltas from the previous frame: translation [0:3], yaw deg [17].
 CAN_BUS_DIM = 18
@@ -226,3 +228,28 @@ def can_bus_bev_shift(can_bus: Tensor, bev_h: int, bev_w: int,
     shift_y = length * torch.cos(bev_angle / 180 * math.pi) / cell_h / bev_h
     shift_x = length * torch.sin(bev_angle / 180 * math.pi) / cell_w / bev_w
     return torch.stack((shift_x, shift_y), dim=-1).float()
+
+
+def can_bus_vector(translation: Sequence[float], rotation_wxyz: Sequence[float],
+                   can: Optional[Sequence[float]] = None) -> np.ndarray:
+    """The absolute 18-value can_bus of a frame (docs/data_format.md).
+
+    Args:
+        translation (sequence of 3 float): ego -> global translation (m).
+        rotation_wxyz (sequence of 4 float): ego -> global rotation quaternion.
+        can (sequence of 9 float, optional): CAN accel (3), rotation rate (3), velocity (3);
+            zeros when unknown.
+
+    Returns:
+        ndarray: (18,) float64 ``[translation(3), quaternion(4), can(9), yaw rad, yaw deg]``
+        with the yaw in [0, 2 pi) / [0, 360).
+    """
+    out = np.zeros(CAN_BUS_DIM)
+    out[0:3] = translation
+    out[3:7] = rotation_wxyz
+    if can is not None:
+        out[7:16] = can
+    yaw = float(quaternion_to_yaw(np.asarray(rotation_wxyz, dtype=np.float64))) % (2 * np.pi)
+    out[16] = yaw
+    out[17] = np.degrees(yaw) % 360.0
+    return out

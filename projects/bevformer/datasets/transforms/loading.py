@@ -12,7 +12,9 @@ from mmengine import fileio
 class LoadMultiViewImages(BaseTransform):
     """Read ``results['img_paths']`` (one per camera, in camera order).
 
-    Required keys: ``img_paths`` (list of N_cam paths); optional ``cam_sizes`` (N_cam, 2)
+    Required keys: ``img_paths`` (list of N_cam paths), or ``img_arrays`` (list of N_cam
+    (H, W, 3) uint8 BGR images already in memory, e.g. from the inferencer, which are used
+    instead of reading files); optional ``cam_sizes`` (N_cam, 2)
     (H, W) from the info file, checked against the decoded images because ``lidar2img``
     is only valid for that size.
 
@@ -55,8 +57,17 @@ class LoadMultiViewImages(BaseTransform):
         return img
 
     def transform(self, results: dict) -> dict:
-        paths = results['img_paths']
-        imgs = [self._read(p) for p in paths]
+        arrays = results.get('img_arrays')
+        if arrays is not None:
+            paths = [f'<image {i} in memory>' for i in range(len(arrays))]
+            imgs = [np.asarray(a) for a in arrays]
+            for path, img in zip(paths, imgs):
+                if img.ndim != 3 or img.shape[-1] != 3:
+                    raise ValueError(f'LoadMultiViewImages: {path} must be (H, W, 3), got '
+                                     f'{img.shape}')
+        else:
+            paths = results['img_paths']
+            imgs = [self._read(p) for p in paths]
         shape = imgs[0].shape[:2]
         for path, img in zip(paths, imgs):
             if img.shape[:2] != shape:
