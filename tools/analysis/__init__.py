@@ -1,0 +1,1 @@
+"""Analysis tools: benchmarks, visualisation, config diffs and leaderboards."""
