@@ -3,7 +3,11 @@
 - :func:`real_sample_info`: the real nuScenes key frame in ``tests/data/nuscenes_sample``
   as one info entry (images 1600x900 in that folder).
 - :func:`write_synthetic_infos`: a few tiny scenes with small random images written to a
-  temporary dataroot; every frame has a camera rig looking in six directions.
+  temporary dataroot; every frame has a camera rig looking in six directions. The ``synth``
+  fixture (tests/test_bevformer/conftest.py) writes ``SYNTH_FRAMES`` of them;
+  :func:`synth_dataset` reads them with ``SYNTH_PIPELINE``.
+- :func:`make_synthetic_dataroot`: a dataroot from the synthetic generator with its info files
+  (the ``tiny_root`` fixture in tests/conftest.py).
 """
 import json
 import os
@@ -14,11 +18,22 @@ import cv2
 import mmengine
 import numpy as np
 
-from projects.bevformer.datasets import CAMERAS, CLASSES
+from projects.bevformer.datasets import CAMERAS, CLASSES, NuScenesBEVDataset
 from projects.bevformer.geometry.boxes import matrix_to_quaternion
 from projects.bevformer.geometry.camera import compose_lidar2img
 
 from tests.shared_data import REAL_SAMPLE_DIR  # noqa: E402
+
+#: Frames per scene of the ``synth`` fixture: scenes start at frames 0, 4 and 7; frame s1f1
+#: holds no valid box of a kept class.
+SYNTH_FRAMES = (4, 3, 5)
+#: How the dataset, sampler and preprocessor tests read ``synth``.
+SYNTH_PIPELINE = [
+    dict(type='LoadMultiViewImages', to_float32=True),
+    dict(type='FilterBEVInstances', point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]),
+    dict(type='MultiViewResize', scale_factor=0.5),
+    dict(type='PackBEVInputs'),
+]
 
 
 def can_bus_from_pose(ego2global: np.ndarray) -> np.ndarray:
@@ -166,6 +181,14 @@ def write_infos(infos: dict, path: str) -> str:
     mmengine.dump(infos, path)
     return path
 
+
+def synth_dataset(synth, **kw) -> NuScenesBEVDataset:
+    """The dataset over the ``synth`` fixture's ``(root, info path)``: SYNTH_PIPELINE, a queue
+    of 3; ``kw`` overrides."""
+    root, path = synth
+    args = dict(ann_file=path, data_root=root, pipeline=SYNTH_PIPELINE, queue_length=3)
+    args.update(kw)
+    return NuScenesBEVDataset(**args)
 
 
 def make_synthetic_dataroot(root: str, num_scenes: int = 2, frames_per_scene: int = 3):

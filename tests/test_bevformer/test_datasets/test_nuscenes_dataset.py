@@ -1,49 +1,28 @@
-"""Tests for NuScenesBEVDataset, ContiguousVideoSampler and BEVDataPreprocessor."""
+"""NuScenesBEVDataset (datasets/nuscenes_dataset.py) on hand-made infos (``synth`` in
+tests/test_bevformer/conftest.py), the real key frame and the synthetic dataroot: items,
+queues, filters, info-file errors, the dataset configs."""
 import copy
 import importlib.util
-import itertools
 
 import numpy as np
 import pytest
 import torch
 from mmdet.registry import DATA_SAMPLERS, DATASETS, MODELS
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATA_SAMPLERS as ENGINE_SAMPLERS
 from mmengine.registry import DATASETS as ENGINE_DATASETS
 from mmengine.registry import MODELS as ENGINE_MODELS
-from mmengine.runner import Runner
 
-from projects.bevformer.datasets import (CAMERAS, InfoFormatError, NuScenesBEVDataset,
-                                         contiguous_blocks)
+from projects.bevformer.datasets import CAMERAS, InfoFormatError, NuScenesBEVDataset
 from projects.bevformer.models.data_preprocessors import BEVDataPreprocessor
 from projects.bevformer.structures import Det3DDataSample
-
-from .bev_data_helpers import (REAL_SAMPLE_DIR, make_synthetic_dataroot, real_sample_info,
-                               write_infos, write_synthetic_infos)
+from tests.test_bevformer.bev_data_helpers import (REAL_SAMPLE_DIR, make_synthetic_dataroot,
+                                                   real_sample_info, write_infos)
+from tests.test_bevformer.bev_data_helpers import SYNTH_FRAMES as FRAMES
+from tests.test_bevformer.bev_data_helpers import SYNTH_PIPELINE as PIPELINE
+from tests.test_bevformer.bev_data_helpers import synth_dataset as _dataset
 
 PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-PIPELINE = [
-    dict(type='LoadMultiViewImages', to_float32=True),
-    dict(type='FilterBEVInstances', point_cloud_range=PC_RANGE),
-    dict(type='MultiViewResize', scale_factor=0.5),
-    dict(type='PackBEVInputs'),
-]
-FRAMES = (4, 3, 5)  # frames per scene: scene starts at 0, 4, 7
-
-
-@pytest.fixture(scope='module')
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp('synth')
-    path = write_synthetic_infos(str(root), FRAMES, empty_frames=('s1f1', ))
-    return str(root), path
-
-
-def _dataset(synth, **kw):
-    root, path = synth
-    args = dict(ann_file=path, data_root=root, pipeline=PIPELINE, queue_length=3)
-    args.update(kw)
-    return NuScenesBEVDataset(**args)
 
 
 def _scene_of(frame):
@@ -230,114 +209,6 @@ def test_missing_image_names_file(synth, tmp_path):
                             data_root=synth[0], pipeline=PIPELINE, test_mode=True)
     with pytest.raises(FileNotFoundError, match='gone.jpg'):
         ds[0]
-
-
-# ------------------------------------------------------------------ batching
-def test_collate_and_preprocess_bs2(synth):
-    ds = _dataset(synth, queue_sampling='consecutive')
-    items = [ds[3], ds[8]]
-    batch = pseudo_collate(items)
-    pre = BEVDataPreprocessor()
-    out = pre(batch)
-    img = out['inputs']['img']
-    assert img.shape == (2, 3, 6, 3, 32, 32) and img.dtype == torch.float32  # 24 -> 32
-    want = dict(lidar2img=((2, 3, 6, 4, 4), torch.float64), lidar2global=((2, 3, 4, 4),
-                torch.float64), can_bus=((2, 3, 18), torch.float64), img_shape=((2, 3, 2),
-                torch.long), prev_exists=((2, 3), torch.bool))
-    for key, (shape, dtype) in want.items():
-        assert out['inputs'][key].shape == shape and out['inputs'][key].dtype == dtype, key
-    for b, item in enumerate(items):
-        single = pre(pseudo_collate([item]))['inputs']
-        for key in single:
-            torch.testing.assert_close(out['inputs'][key][b:b + 1], single[key])
-        assert out['data_samples'][b].token == item['data_samples'].token
-    # default_collate (stacked) input gives the same
-    stacked = dict(inputs={k: torch.stack([i['inputs'][k] for i in items])
-                           for k in items[0]['inputs']},
-                   data_samples=[i['data_samples'] for i in items])
-    for key, value in pre(stacked)['inputs'].items():
-        torch.testing.assert_close(value, out['inputs'][key])
-
-
-def _geometry(t=2, n=6):
-    return dict(lidar2img=torch.eye(4).repeat(t, n, 1, 1), lidar2global=torch.eye(4).repeat(t, 1, 1),
-                can_bus=torch.zeros(t, 18), img_shape=torch.tensor([[8, 8]] * t),
-                prev_exists=torch.tensor([False] + [True] * (t - 1)))
-
-
-def test_preprocessor_normalizes_pads_and_checks_shapes(synth):
-    pre = BEVDataPreprocessor(mean=[1.0, 2.0, 3.0], std=[2.0, 2.0, 4.0], bgr_to_rgb=True,
-                              pad_size_divisor=8)
-    x = torch.rand(2, 6, 3, 8, 8) * 255
-    y = torch.rand(2, 6, 3, 5, 11) * 255  # another size: padded to the batch's 8 x 16
-    geo = _geometry()
-    batch = {k: [geo[k], geo[k]] for k in geo}
-    out = pre(dict(inputs=dict(img=[x, y], **batch)))['inputs']['img']
-    assert out.shape == (2, 2, 6, 3, 8, 16)
-
-    def norm(v):
-        return (v.flip(2) - torch.tensor([1.0, 2, 3]).view(3, 1, 1)) / torch.tensor(
-            [2.0, 2, 4]).view(3, 1, 1)
-
-    torch.testing.assert_close(out[0, ..., :8], norm(x))
-    torch.testing.assert_close(out[1, ..., :5, :11], norm(y))
-    assert out[0, ..., 8:].abs().max() == 0 and out[1, ..., 5:, :].abs().max() == 0  # zeros
-
-    plain = BEVDataPreprocessor()
-    with pytest.raises(ValueError, match=r'item 1 has \(T, N_cam\) \(2, 5\)'):
-        plain(dict(inputs=dict(img=[x, torch.rand(2, 5, 3, 8, 8)], **batch)))
-    with pytest.raises(ValueError, match=r'item 0 img must be \(T, N_cam, 3, H, W\)'):
-        plain(dict(inputs=dict(img=[torch.rand(6, 3, 8, 8)])))
-    with pytest.raises(KeyError, match="key 'img'"):
-        plain(dict(inputs=torch.rand(1, 2, 6, 3, 8, 8)))
-    with pytest.raises(KeyError, match=r'has no .{1,2}can_bus'):
-        plain(dict(inputs=dict(img=[x], **{k: [v] for k, v in geo.items() if k != 'can_bus'})))
-    ds = _dataset(synth, queue_sampling='consecutive')
-    item = ds[5]
-    inputs = {k: [v] for k, v in item['inputs'].items()}
-    with pytest.raises(ValueError, match=r'1 images but 2 data_samples'):
-        plain(dict(inputs=inputs, data_samples=[item['data_samples']] * 2))
-    wrong = dict(inputs, lidar2img=[torch.zeros(3, 5, 4, 4)])
-    with pytest.raises(ValueError, match=r's1f2\) lidar2img is \(3, 5, 4, 4\), expected '
-                                         r'\(3, 6, 4, 4\)'):
-        plain(dict(inputs=wrong, data_samples=[item['data_samples']]))
-    nan = item['inputs']['can_bus'].clone()
-    nan[1, 0] = float('nan')
-    with pytest.raises(ValueError, match=r'sample s1f2\) can_bus has non-finite values'):
-        plain(dict(inputs=dict(inputs, can_bus=[nan]), data_samples=[item['data_samples']]))
-
-
-# ------------------------------------------------------------------ sampler
-def _mmengine_collect(parts, size):
-    """What mmengine.dist.collect_results does with per-rank result lists."""
-    ordered = []
-    for res in zip(*parts):
-        ordered.extend(list(res))
-    return ordered[:size]
-
-
-@pytest.mark.parametrize('num, world', list(itertools.product([1, 2, 5, 7, 12, 81], [1, 2, 3, 4,
-                                                                                   8])))
-def test_contiguous_blocks_survive_result_collection(num, world):
-    blocks = contiguous_blocks(num, world)
-    assert len({len(b) for b in blocks}) == 1  # equal lengths (zip would truncate)
-    for b in blocks:
-        assert all(y - x in (0, 1) for x, y in zip(b[:-1], b[1:]))  # contiguous (repeats at end)
-    assert sorted(_mmengine_collect(blocks, num)) == list(range(num))
-
-
-def test_sampler_in_runner_dataloader(synth):
-    root, path = synth
-    cfg = dict(batch_size=2, num_workers=0,
-               sampler=dict(type='ContiguousVideoSampler', rank=1, world_size=2),
-               dataset=dict(type='NuScenesBEVDataset', ann_file=path, data_root=root,
-                            pipeline=PIPELINE, queue_length=1, test_mode=True),
-               collate_fn=dict(type='pseudo_collate'))
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        loader = Runner.build_dataloader(cfg)
-    tokens = [s.token for batch in loader for s in batch['data_samples']]
-    assert tokens == ['s1f2', 's2f0', 's2f1', 's2f2', 's2f3', 's2f4']
 
 
 # ------------------------------------------------------------------ real data / configs

@@ -13,7 +13,7 @@ from projects.bevformer.datasets import InfoFormatError, NuScenesBEVDataset
 from projects.bevformer.datasets.validation import (check_boxes, check_pose,
                                                     check_projection)
 
-from .bev_data_helpers import write_infos, write_synthetic_infos
+from tests.test_bevformer.bev_data_helpers import write_infos, write_synthetic_infos
 
 PIPELINE = [
     dict(type='LoadMultiViewImages', to_float32=True),
@@ -23,13 +23,13 @@ PIPELINE = [
 
 
 @pytest.fixture(scope='module')
-def synth(tmp_path_factory):
+def synth_bad(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('synth_bad'))
     return root, write_synthetic_infos(root, (3, 2))
 
 
-def _broken(synth, tmp_path, edit, name='bad.pkl'):
-    root, path = synth
+def _broken(synth_bad, tmp_path, edit, name='bad.pkl'):
+    root, path = synth_bad
     infos = mmengine.load(path)
     edit(infos['data_list'])
     return root, write_infos(infos, str(tmp_path / name))
@@ -68,9 +68,9 @@ CASES = {
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_invalid_frame_is_named_or_skipped(synth, tmp_path, case):
+def test_invalid_frame_is_named_or_skipped(synth_bad, tmp_path, case):
     edit, message = CASES[case]
-    root, path = _broken(synth, tmp_path, edit)
+    root, path = _broken(synth_bad, tmp_path, edit)
     with pytest.raises(InfoFormatError, match=message) as err:
         len(_dataset(root, path, test_mode=True))
     assert 'bad.pkl' in str(err.value)
@@ -81,17 +81,17 @@ def test_invalid_frame_is_named_or_skipped(synth, tmp_path, case):
     assert all(ds[i]['data_samples'].token != 's0f1' for i in range(len(ds)))
 
 
-def test_unknown_velocity_is_allowed(synth, tmp_path):
+def test_unknown_velocity_is_allowed(synth_bad, tmp_path):
     def edit(data_list):
         data_list[1]['instances'][0]['velocity'] = [np.nan, np.nan]
-    root, path = _broken(synth, tmp_path, edit)
+    root, path = _broken(synth_bad, tmp_path, edit)
     ds = _dataset(root, path, test_mode=True)
     boxes = ds[1]['data_samples'].gt_instances_3d.bboxes_3d
     assert torch.isnan(boxes[:, 7:]).any() and torch.isfinite(boxes[:, :7]).all()
 
 
-def test_unreadable_empty_and_emptied_info_files_are_named(synth, tmp_path):
-    root, path = synth
+def test_unreadable_empty_and_emptied_info_files_are_named(synth_bad, tmp_path):
+    root, path = synth_bad
     truncated = str(tmp_path / 'truncated.pkl')
     with open(path, 'rb') as f:
         data = f.read()

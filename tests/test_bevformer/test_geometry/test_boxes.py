@@ -1,5 +1,4 @@
 """Box geometry against the nuScenes devkit and the real key frame (tests/data/nuscenes_sample)."""
-import json
 import os.path as osp
 
 import numpy as np
@@ -19,9 +18,8 @@ from tests.shared_data import REAL_SAMPLE_DIR as SAMPLE_DIR
 
 
 @pytest.fixture(scope='module')
-def sample():
-    with open(osp.join(SAMPLE_DIR, 'sample.json')) as f:
-        data = json.load(f)
+def sample(sample_json):
+    data = sample_json
     boxes = np.array([b['lidar']['bottom_center'] + b['lidar']['size_lwh'] + [b['lidar']['yaw']]
                       + b['lidar']['velocity'] for b in data['boxes']])
     lidar2global = np.array(data['ego2global']) @ np.array(data['lidar2ego'])

@@ -1,5 +1,4 @@
 """Tests for projects/bevformer/geometry/camera.py (parity with the nuScenes devkit)."""
-import json
 import os.path as osp
 
 import numpy as np
@@ -18,21 +17,15 @@ from tests.shared_data import REAL_SAMPLE_DIR
 SAMPLE = osp.join(REAL_SAMPLE_DIR, 'sample.json')
 
 
-@pytest.fixture(scope='module')
-def sample():
-    with open(SAMPLE) as f:
-        return json.load(f)
-
-
 def _box_centres(sample):
     pts = np.array([b['lidar']['bottom_center'] for b in sample['boxes']])
     pts[:, 2] += np.array([b['lidar']['size_lwh'][2] for b in sample['boxes']]) / 2
     return pts
 
 
-def test_projection_matches_devkit_view_points(sample):
-    pts = _box_centres(sample)
-    for name, cam in sample['cameras'].items():
+def test_projection_matches_devkit_view_points(sample_json):
+    pts = _box_centres(sample_json)
+    for name, cam in sample_json['cameras'].items():
         cam2img, lidar2cam = np.array(cam['cam2img']), np.array(cam['lidar2cam'])
         lidar2img = compose_lidar2img(cam2img, lidar2cam)
         uv, depth = project_points(pts, lidar2img)
@@ -43,16 +36,16 @@ def test_projection_matches_devkit_view_points(sample):
         np.testing.assert_allclose(uv[front], ref[front], rtol=1e-9, atol=1e-6)
 
 
-def test_real_boxes_visible_somewhere(sample):
+def test_real_boxes_visible_somewhere(sample_json):
     # Every annotated box centre with lidar points is seen by at least one camera
     # (nuScenes annotates objects in the camera field of view, which covers 360 deg).
-    pts = _box_centres(sample)
+    pts = _box_centres(sample_json)
     seen = np.zeros(len(pts), dtype=bool)
-    for cam in sample['cameras'].values():
+    for cam in sample_json['cameras'].values():
         l2i = compose_lidar2img(np.array(cam['cam2img']), np.array(cam['lidar2cam']))
         uv, d = project_points(pts, l2i)
         seen |= visibility_mask(uv, d, (900, 1600))
-    npts = np.array([b['num_lidar_pts'] for b in sample['boxes']])
+    npts = np.array([b['num_lidar_pts'] for b in sample_json['boxes']])
     assert seen[npts > 5].mean() > 0.95
 
 

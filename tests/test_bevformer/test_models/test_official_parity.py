@@ -29,8 +29,8 @@ from projects.bevformer.models.official import (convert_official_state_dict, is_
                                                 official_key_to_ours)
 from projects.bevformer.structures import Det3DDataSample
 from tests.shared_data import BEVFORMER_REFERENCE_DIR as FIXTURE_DIR
+from tests.shared_data import REPO_ROOT as REPO
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PARITY_CONFIG = osp.join(REPO, 'configs/bevformer/official/bevformer_tiny_small_parity.py')
 # Aim 1e-5; never accept worse than 1e-3 of a tensor's max (the issue's bound). The limits
 # below sit just above what was measured (see the closing note of the fidelity issue).

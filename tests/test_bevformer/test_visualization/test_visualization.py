@@ -14,7 +14,7 @@ from projects.bevformer.structures import Det3DDataSample
 from projects.bevformer.visualization import (BOX_EDGES, draw_sample, load_predictions,
                                               project_box_edges, visualize_infos)
 
-from .bev_data_helpers import REAL_SAMPLE_DIR, real_sample_info, write_infos
+from tests.test_bevformer.bev_data_helpers import REAL_SAMPLE_DIR, real_sample_info, write_infos
 
 L2I = np.array([[500.0, 0, 320, 0], [0, 500, 240, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # cam = lidar
 

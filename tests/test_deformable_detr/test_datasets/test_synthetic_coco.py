@@ -16,7 +16,8 @@ import projects.deformable_detr  # noqa: F401  (registers the modules)
 from projects.deformable_detr.datasets import (SHAPE_CLASSES, SyntheticCocoDataset,
                                                generate_synthetic_coco)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.shared_data import REPO_ROOT as REPO
+
 SYNTHETIC_CONFIG = osp.join(REPO, 'configs', 'deformable_detr',
                             'deformable-detr_r18_1xb4-2k_synthetic-coco.py')
 

@@ -18,7 +18,7 @@ from projects.bevformer.datasets.transforms import (FilterBEVInstances, LoadMult
 from projects.bevformer.geometry.camera import project_points
 from projects.bevformer.structures import Det3DDataSample
 
-from .bev_data_helpers import REAL_SAMPLE_DIR, real_sample_info
+from tests.test_bevformer.bev_data_helpers import REAL_SAMPLE_DIR
 
 NAMES = ['LoadMultiViewImages', 'MultiViewPhotoMetricDistortion', 'MultiViewResize',
          'MultiViewCrop', 'FilterBEVInstances',
@@ -34,8 +34,8 @@ def test_registered_without_collisions():
 
 
 @pytest.fixture(scope='module')
-def real_frame():
-    info = real_sample_info()['data_list'][0]
+def real_frame(real_info):
+    info = real_info
     cams = [info['cams'][c] for c in CAMERAS]
     return dict(
         token=info['token'], img_paths=[osp.join(REAL_SAMPLE_DIR, c['img_path']) for c in cams],

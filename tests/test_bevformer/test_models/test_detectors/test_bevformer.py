@@ -12,21 +12,14 @@ from mmengine.registry import init_default_scope
 import projects.bevformer  # noqa: F401
 from mmdet.registry import DATASETS, MODELS
 from projects.bevformer.models.heads import BaseBEVHead
-from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
 from tests.test_bevformer.tiny_bevformer import tiny_cfg
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('tiny_nuscenes'))
-    make_synthetic_dataroot(root, num_scenes=2, frames_per_scene=4)
-    return root
-
-
-@pytest.fixture(scope='module')
-def cfg(data_root):
+def cfg(tiny_root):
+    """The tiny BEVFormer on ``tiny_root`` (tests/conftest.py)."""
     init_default_scope('mmdet')
-    return tiny_cfg(data_root)
+    return tiny_cfg(tiny_root)
 
 
 def build_model(cfg: Config, seed: int = 0):

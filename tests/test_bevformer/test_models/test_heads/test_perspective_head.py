@@ -14,8 +14,6 @@ from projects.bevformer.constants import CAMERAS
 from projects.bevformer.geometry.boxes import box_corners
 from projects.bevformer.geometry.camera import project_points
 
-from .bev_data_helpers import real_sample_info
-
 IMG_HW = (900, 1600)
 FEAT_HW = (57, 100)  # stride 16 of the 912 x 1600 padded image
 PAD_HW = (912, 1600)
@@ -30,8 +28,8 @@ def _head(**kw):
 
 
 @pytest.fixture(scope='module')
-def real():
-    info = real_sample_info()['data_list'][0]
+def real(real_info):
+    info = real_info
     inst = [i for i in info['instances'] if i['label'] >= 0 and i['valid_flag']]
     boxes = torch.tensor([i['bbox_3d'] for i in inst], dtype=torch.float64)
     labels = torch.tensor([i['label'] for i in inst])
