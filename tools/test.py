@@ -1,9 +1,13 @@
 """Evaluate a checkpoint with an mmengine config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                         [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+                         [--show-dir DIR] [--partial-load] [--cfg-options k=v ...]
+                         [--launcher ...]
 
 Multi-GPU: tools/dist_test.sh CONFIG CHECKPOINT GPUS [args].
+
+The checkpoint must fit the model (every key, every shape) unless ``--partial-load``;
+``--out`` is written before the metrics are computed, so a failing evaluation keeps it.
 """
 import argparse
 import os
@@ -14,13 +18,13 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402,F401
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.common  # noqa: E402,F401  (safe checkpoints, CPU DDP)
-from projects.common import init_dist_auto  # noqa: E402
+from projects.common import StrictDictAction, check_config_keys, init_dist_auto  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,8 +35,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--show-dir', help='save pictures of the predictions in this dir '
                         '(relative to the work dir of the run)')
+    parser.add_argument('--partial-load', action='store_true',
+                        help='evaluate even if the checkpoint fits the model only in part '
+                        '(the rest keeps its initialisation); refused by default')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=StrictDictAction,
         help='override config settings, e.g. test_dataloader.batch_size=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -51,13 +58,15 @@ def enable_show(cfg: Config, show_dir: str) -> None:
 
 
 def add_dump(cfg: Config, out: str) -> None:
+    """Dump the predictions first: the evaluator runs its metrics in order, so ``--out`` is
+    on disk before a metric that fails."""
     if not out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file, got {out}')
     dump = ConfigDict(type='DumpResults', out_file_path=out)
     if isinstance(cfg.test_evaluator, (list, tuple)):
-        cfg.test_evaluator = list(cfg.test_evaluator) + [dump]
+        cfg.test_evaluator = [dump] + list(cfg.test_evaluator)
     else:
-        cfg.test_evaluator = [cfg.test_evaluator, dump]
+        cfg.test_evaluator = [dump, cfg.test_evaluator]
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
@@ -65,6 +74,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    check_config_keys(cfg, args.config)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -73,6 +83,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    # strict unless asked here: a config's load_partial (for training's load_from, e.g. a
+    # pretrained backbone) must not let a misfit checkpoint be evaluated
+    cfg.load_partial = bool(args.partial_load)
     if args.show_dir:
         enable_show(cfg, args.show_dir)
     if args.out:

@@ -6,9 +6,14 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # max_keep_ckpts bounds disk use; 'last_checkpoint' lets `--resume` find the newest one.
+    # (projects.common makes it write the new checkpoint before removing old ones.)
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # Stop at the first NaN / inf loss or gradient (action='skip' drops the iteration).
+    finite_check=dict(type='NonFiniteCheckHook', action='raise'),
+    # `--resume` restores the Python / numpy / torch RNG states of the checkpoint.
+    rng_state=dict(type='RNGStateHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,
@@ -22,4 +27,7 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 
 log_level = 'INFO'
 load_from = None
+# load_from / tools/test.py checkpoints must fit the model (all keys, all shapes); True
+# loads what fits and warns about the rest (e.g. a pretrained backbone): --partial-load.
+load_partial = False
 resume = False

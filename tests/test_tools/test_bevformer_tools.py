@@ -6,12 +6,9 @@ import os.path as osp
 import subprocess
 import sys
 
-import pytest
 import torch
 
-from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
-from tests.test_bevformer.tiny_bevformer import tiny_cfg
-
+# tiny_config (2 iterations, a checkpoint every 2) comes from tests/test_tools/conftest.py
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -21,22 +18,6 @@ def _run(cmd) -> str:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f'{" ".join(map(str, cmd))} failed:\n{out[-6000:]}'
     return out
-
-
-@pytest.fixture(scope='module')
-def tiny_config(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('tiny_nuscenes'))
-    make_synthetic_dataroot(root, num_scenes=2, frames_per_scene=4)
-    cfg = tiny_cfg(root)
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_dataloader.dataset.queue_length = 2
-    cfg.train_cfg.max_iters = 2
-    cfg.train_cfg.val_interval = 1000
-    cfg.default_hooks.checkpoint.interval = 2
-    cfg.default_hooks.logger.interval = 1
-    path = str(tmp_path_factory.mktemp('cfg') / 'tiny_bevformer.py')
-    cfg.dump(path)
-    return path
 
 
 def test_train_resume_test_metric(tiny_config, tmp_path):
