@@ -1,5 +1,6 @@
-"""Shared fixtures of the tool tests: one tiny synthetic dataroot and tiny BEVFormer config per
-session, the tools loaded as modules (to run them in-process), and a toy mmengine set-up."""
+"""Shared fixtures of the tool tests: the tiny BEVFormer config on tests/conftest.py's
+``tiny_root`` (one per session), the tools loaded as modules (to run them in-process), and a
+toy mmengine set-up."""
 import importlib.util
 import os.path as osp
 
@@ -21,14 +22,6 @@ def load_tool(rel_path: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope='session')
-def tiny_root(tmp_path_factory) -> str:
-    from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
-    root = str(tmp_path_factory.mktemp('tiny_nuscenes'))
-    make_synthetic_dataroot(root, num_scenes=2, frames_per_scene=4)
-    return root
 
 
 @pytest.fixture(scope='session')

@@ -11,6 +11,7 @@ from mmengine.runner import CheckpointLoader, Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 from torch.utils.data import Dataset
 
+import mmdet.registry  # noqa: F401  (the mmdet scope the toy runner uses)
 import projects.common  # noqa: F401
 from projects.common import checkpoint as ck
 
@@ -49,7 +50,7 @@ def _runner(work_dir: str, max_iters: int, resume: bool = False) -> Runner:
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
         resume=resume,
-        default_scope='mmengine')
+        default_scope='mmdet')  # as our configs (mmengine's would stay current for later tests)
 
 
 def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):

@@ -8,6 +8,9 @@
 ``projects/bevformer/visualization/predictions.py``). From Python:
 ``projects.bevformer.visualization.visualize_infos(info_file, data_root, out_dir, ...)`` or
 ``main([...])`` here.
+
+Both pickles are read with the restricted unpickler (``projects/common/safe_pickle.py``): a
+file that pickles anything but data is refused with its name, and nothing in it runs.
 """
 import argparse
 import os.path as osp
@@ -18,6 +21,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+import projects.common  # noqa: E402,F401  (safe .pkl loading)
 from projects.bevformer.visualization import visualize_infos  # noqa: E402
 
 

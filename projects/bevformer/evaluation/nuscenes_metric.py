@@ -3,7 +3,16 @@
 ``process()`` converts each sample's predictions to submission boxes in the global frame
 (using the sample's ``lidar2ego`` and ``ego2global``); ``compute_metrics()`` writes the
 submission JSON and runs the official ``DetectionEval`` (mAP, NDS, TP errors, per class).
+
+What can be checked before inference is checked when the evaluator learns the dataset
+(``dataset_meta``, set by mmengine's test / val loop at start-up): the dataroot holds the
+evaluator's version, the eval set has scenes there, the dataset's info file is of the same
+version, and its samples belong to the eval set. Samples whose predictions are NaN / inf
+are reported by token: a warning at the first one, an error (naming them) before the devkit
+runs, after the submission JSON is written.
 """
+import json
+import os
 import os.path as osp
 import tempfile
 from typing import Dict, List, Optional, Sequence
@@ -144,6 +153,80 @@ class NuScenesMetric(BaseMetric):
         self.classes = tuple(classes)
         self.max_boxes_per_sample = max_boxes_per_sample
         self._nusc = None
+        self._nonfinite_tokens: List[str] = []
+
+    # ---------------------------------------------------------------- start-up checks
+    @BaseMetric.dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        """Set by the test / val loop before inference: validate what can be validated."""
+        self._dataset_meta = dataset_meta
+        self.check_setup(dataset_meta)
+
+    def _versions_in_root(self) -> List[str]:
+        if not osp.isdir(self.data_root):
+            return []
+        return sorted(d for d in os.listdir(self.data_root)
+                      if d.startswith('v1.0') and osp.isdir(osp.join(self.data_root, d)))
+
+    def _eval_scenes(self) -> List[str]:
+        """Scene names of ``eval_set`` (the devkit's splits or ``<version>/splits.json``)."""
+        from nuscenes.utils.splits import create_splits_scenes
+        splits = create_splits_scenes()
+        if self.eval_set in splits:
+            return list(splits[self.eval_set])
+        custom = osp.join(self.data_root, self.version, 'splits.json')
+        if not osp.isfile(custom):
+            raise ValueError(f'NuScenesMetric: eval_set {self.eval_set!r} is not a devkit split '
+                             f'({sorted(splits)}) and there is no {custom}')
+        with open(custom) as f:
+            custom_splits = json.load(f)
+        if self.eval_set not in custom_splits:
+            raise ValueError(f'NuScenesMetric: eval_set {self.eval_set!r} is not in {custom} '
+                             f'(it has {sorted(custom_splits)})')
+        return list(custom_splits[self.eval_set])
+
+    def check_setup(self, dataset_meta: Optional[dict] = None) -> None:
+        """Check the evaluator against the dataroot and the dataset, before inference.
+
+        Raises:
+            FileNotFoundError: no ``<data_root>/<version>`` tables.
+            ValueError: the dataset's info file is of another version; the eval set has no
+                scene in the tables; the info file's samples are not in the eval set.
+        """
+        if self.format_only:
+            return
+        tables = osp.join(self.data_root, self.version)
+        if not osp.isfile(osp.join(tables, 'scene.json')):
+            found = self._versions_in_root()
+            raise FileNotFoundError(
+                f'NuScenesMetric: no nuScenes tables at {tables} (version={self.version!r}); '
+                + (f'{self.data_root} has {found}: set the evaluator\'s version (and eval_set) '
+                   f'to match' if found else f'{self.data_root} holds no v1.0-* tables'))
+        info_version = (dataset_meta or {}).get('version')
+        if info_version is not None and info_version != self.version:
+            raise ValueError(f'NuScenesMetric: the evaluated dataset\'s info file is '
+                             f'{info_version!r}, the evaluator is {self.version!r} '
+                             f'(eval_set {self.eval_set!r}): set test_evaluator.version / '
+                             f'val_evaluator.version to {info_version!r}')
+        with open(osp.join(tables, 'scene.json')) as f:
+            scenes = {s['token']: s['name'] for s in json.load(f)}
+        wanted = set(self._eval_scenes())
+        present = wanted & set(scenes.values())
+        if not present:
+            raise ValueError(f'NuScenesMetric: none of the {len(wanted)} scenes of eval_set '
+                             f'{self.eval_set!r} is in {tables}/scene.json (it has '
+                             f'{len(scenes)} scenes, e.g. {sorted(scenes.values())[:3]}): '
+                             f'wrong version / eval_set for this dataroot?')
+        if self.ann_file:
+            with open(osp.join(tables, 'sample.json')) as f:
+                sample_scene = {s['token']: scenes.get(s['scene_token']) for s in json.load(f)}
+            tokens = self._ann_tokens()
+            outside = [t for t in tokens if sample_scene.get(t) not in wanted]
+            if outside:
+                raise ValueError(f'NuScenesMetric: {len(outside)} of the {len(tokens)} samples '
+                                 f'of {self.ann_file} are not in eval_set {self.eval_set!r} '
+                                 f'of {tables} (e.g. {outside[:3]}): an info file of another '
+                                 f'split or dataroot?')
 
     # ------------------------------------------------------------------ per batch
     def process(self, data_batch, data_samples: Sequence) -> None:
@@ -160,9 +243,20 @@ class NuScenesMetric(BaseMetric):
             if pred is None:
                 raise KeyError(f'sample {token}: no "pred_instances_3d"')
             get = pred.get if hasattr(pred, 'get') else (lambda k: getattr(pred, k, None))
+            bboxes, scores = _numpy(get('bboxes_3d')), _numpy(get('scores_3d'))
+            finite = (np.isfinite(np.asarray(bboxes, np.float64)[..., :7]).all()
+                      and np.isfinite(np.asarray(scores, np.float64)).all())
+            if not finite:
+                if not self._nonfinite_tokens:
+                    print_log(f'NuScenesMetric: sample {token} has NaN / inf predicted boxes or '
+                              f'scores; the evaluation will stop with the list of such '
+                              f'samples once inference ends', logger='current', level=30)
+                self._nonfinite_tokens.append(str(token))
+                self.results.append(dict(token=token, boxes=[], nonfinite=True))
+                continue
             boxes = predictions_to_submission(
-                _numpy(get('bboxes_3d')), _numpy(get('scores_3d')), _numpy(get('labels_3d')),
-                lidar2global, token, self.classes, self.max_boxes_per_sample)
+                bboxes, scores, _numpy(get('labels_3d')), lidar2global, token, self.classes,
+                self.max_boxes_per_sample)
             self.results.append(dict(token=token, boxes=boxes))
 
     # ---------------------------------------------------------------- evaluation
@@ -184,13 +278,19 @@ class NuScenesMetric(BaseMetric):
                 if nusc.get('scene', s['scene_token'])['name'] in scenes]
 
     def _ann_tokens(self) -> List[str]:
-        import mmengine
+        """The sample tokens of ``ann_file`` (read once, with the restricted unpickler)."""
+        from projects.common import safe_pickle_load
+        cached = getattr(self, '_ann_tokens_cache', None)
+        if cached is not None and cached[0] == self.ann_file:
+            return cached[1]
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'ann_file not found: {self.ann_file}')
-        data = mmengine.load(self.ann_file)
+        data = safe_pickle_load(self.ann_file)
         if not isinstance(data, dict) or 'data_list' not in data:
             raise KeyError(f'{self.ann_file}: expected a dict with "data_list"')
-        return [info['token'] for info in data['data_list']]
+        tokens = [info['token'] for info in data['data_list']]
+        self._ann_tokens_cache = (self.ann_file, tokens)
+        return tokens
 
     def format_results(self, results: List[dict], out_dir: str) -> str:
         """Write ``<out_dir>/results_nusc.json``; returns its path."""
@@ -229,6 +329,13 @@ class NuScenesMetric(BaseMetric):
             out_dir = tmp.name
         try:
             path = self.format_results(results, out_dir)
+            nonfinite = sorted({r['token'] for r in results if r.get('nonfinite')})
+            if nonfinite:
+                raise ValueError(
+                    f'NuScenesMetric: {len(nonfinite)} of {len(results)} samples have NaN / '
+                    f'inf predicted boxes or scores, which the devkit cannot evaluate: '
+                    f'{", ".join(nonfinite[:10])}' + (' ...' if len(nonfinite) > 10 else '')
+                    + f' (submission without them: {path})')
             if self.format_only:
                 print_log(f'NuScenesMetric: submission written to {path}', logger='current')
                 return {}

@@ -14,11 +14,16 @@ The file is what ``tools/test.py CONFIG CKPT --out results.pkl`` writes (mmengin
 ```
 A flat form ``{'token', 'bboxes_3d', 'scores_3d', 'labels_3d'}`` is accepted too. Arrays may
 be numpy arrays, torch Tensors or lists.
+
+The file is read with the restricted unpickler of ``projects/common/safe_pickle.py``: plain
+data, numpy arrays, tensors and mmengine data samples load; anything else is refused with
+the file's name and nothing in it runs.
 """
 from typing import Dict
 
-import mmengine
 import numpy as np
+
+from projects.common import safe_pickle_load
 
 _PRED_KEYS = ('bboxes_3d', 'scores_3d', 'labels_3d')
 
@@ -41,16 +46,19 @@ def load_predictions(path: str) -> Dict[str, Dict[str, np.ndarray]]:
 
     Raises:
         FileNotFoundError: no such file. ValueError: an entry misses a key (index named).
+        projects.common.UnsafePickleError: the file pickles something other than data.
     """
     import os.path as osp
     if not osp.isfile(path):
         raise FileNotFoundError(f'load_predictions: no such file: {path}')
-    results = mmengine.load(path)
+    results = safe_pickle_load(path)
     if not isinstance(results, (list, tuple)):
         raise ValueError(f'{path}: expected a list of per-sample dicts, got '
                          f'{type(results).__name__}')
     out = {}
     for i, entry in enumerate(results):
+        if hasattr(entry, 'to_dict'):  # a data sample pickled as such (mmengine structures)
+            entry = entry.to_dict()
         if not isinstance(entry, dict) or 'token' not in entry:
             raise ValueError(f'{path}: entry {i} has no "token" key')
         pred = entry.get('pred_instances_3d', entry.get('_pred_instances_3d', entry))
