@@ -89,7 +89,14 @@ def init_model(config: Union[str, Config],
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         classes = list(meta.get('dataset_meta', {}).get('classes', classes))
     else:
-        model.init_weights()
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel('WARNING')  # init_weights reports every parameter at INFO
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     model.cfg = cfg
     model.dataset_meta = dict(classes=classes)
     return model.to(device).eval()

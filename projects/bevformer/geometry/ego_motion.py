@@ -83,6 +83,20 @@ def can_bus_deltas(cur_can_bus: Tensor, prev_can_bus: Tensor, prev_valid: Tensor
     return out
 
 
+def rigid_inverse(mat: Tensor) -> Tensor:
+    """Inverse of rigid 4x4 transforms, ``[R^T, -R^T t]`` (exact, and exportable to ONNX).
+
+    Args:
+        mat (Tensor): (..., 4, 4) rotation + translation.
+
+    Returns:
+        Tensor: (..., 4, 4).
+    """
+    rot_t = mat[..., :3, :3].transpose(-1, -2)
+    top = torch.cat((rot_t, -(rot_t @ mat[..., :3, 3:4])), dim=-1)  # (..., 3, 4)
+    return torch.cat((top, mat[..., 3:4, :]), dim=-2)  # the last row stays (0, 0, 0, 1)
+
+
 def align_prev_bev(prev_bev: Tensor, prev2cur: Tensor, bev_h: int, bev_w: int,
                    pc_range: Sequence[float]) -> Tuple[Tensor, Tensor]:
     """Resample the previous BEV onto the current BEV grid (exact shift + rotation).
@@ -114,7 +128,7 @@ def align_prev_bev(prev_bev: Tensor, prev2cur: Tensor, bev_h: int, bev_w: int,
                          f'{tuple(prev2cur.shape)}')
     device = prev_bev.device
     with torch.autocast(device_type=device.type, enabled=False):
-        cur2prev = torch.linalg.inv(prev2cur.to(device=device, dtype=torch.float64))
+        cur2prev = rigid_inverse(prev2cur.to(device=device, dtype=torch.float64))
         cells = denormalize_points(
             bev_grid_2d(bev_h, bev_w, 1, device, torch.float64)[0, :, 0], pc)  # (HW, 2) metres
         # Planar part of the 4x4 applied to (x, y, 0, 1).

@@ -122,6 +122,12 @@ def multi_scale_deformable_attn(value: Tensor,
     """
     _check_inputs(value, spatial_shapes, level_start_index, sampling_locations,
                   attention_weights)
+    if torch.onnx.is_in_onnx_export():
+        # ONNX has no deformable-attention op; mmcv's grid_sample formulation exports with
+        # standard operators (GridSample, opset >= 16) and computes the same values.
+        from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+        return multi_scale_deformable_attn_pytorch(value, spatial_shapes, sampling_locations,
+                                                   attention_weights)
     if _use_mmcv_cuda_kernel(value):
         from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
         return MultiScaleDeformableAttnFunction.apply(

@@ -77,9 +77,18 @@ class SpatialCrossAttention(BaseModule):
         bs, num_cams, num_query, num_anchors = bev_mask.shape
         hit = bev_mask.any(dim=-1)  # (bs, num_cams, num_query)
         hits_per_view = hit.sum(dim=-1)  # (bs, num_cams)
-        max_len = int(hits_per_view.max()) if hit.numel() else 0
-        # Per (sample, camera): the hit query indices first, in ascending order (stable sort).
-        order = torch.sort((~hit).to(torch.uint8), dim=-1, stable=True).indices
+        # Per (sample, camera): the hit query indices first, in ascending order. The order of
+        # the slots does not change the result (each slot is one query, summed per query over
+        # the cameras in camera order).
+        miss = (~hit).to(torch.float32)
+        if torch.onnx.is_in_onnx_export():
+            # A static graph: every query gets a slot (misses are masked out), so the result
+            # does not depend on how many queries the traced calibration made visible.
+            max_len = num_query
+            order = torch.argsort(miss, dim=-1)
+        else:
+            max_len = int(hits_per_view.max()) if hit.numel() else 0
+            order = torch.sort(miss, dim=-1, stable=True).indices
         order = order[..., :max_len]  # (bs, num_cams, max_len)
         slot_valid = (torch.arange(max_len, device=bev_mask.device)[None, None, :] <
                       hits_per_view[..., None])  # (bs, num_cams, max_len)
