@@ -259,3 +259,62 @@ def boxes_from_mmdet3d_v017(boxes: np.ndarray) -> np.ndarray:
     out[:, 3], out[:, 4] = boxes[:, 4], boxes[:, 3]
     out[:, 6] = limit_angle(-boxes[:, 6] - np.pi / 2)
     return out
+
+
+def mmdet3d_info_yaw(box_rot: np.ndarray) -> np.ndarray:
+    """The yaw mmdet3d's nuScenes converters store for a box rotation in the LiDAR frame.
+
+    They write ``Quaternion.yaw_pitch_roll[0]`` (pyquaternion), ``atan2(-R[0, 1], R[0, 0])``;
+    our yaw is ``atan2(R[1, 0], R[0, 0])``: equal when the box is upright (R a rotation about z).
+
+    Args:
+        box_rot (ndarray): (..., 3, 3) box rotations in the LiDAR frame.
+
+    Returns:
+        ndarray: (...,) radians in (-pi, pi].
+    """
+    box_rot = np.asarray(box_rot, dtype=np.float64)
+    return np.arctan2(-box_rot[..., 0, 1], box_rot[..., 0, 0])
+
+
+def boxes_from_mmdet3d_infos(boxes: np.ndarray, convention: str) -> np.ndarray:
+    """``gt_boxes`` / ``bbox_3d`` as mmdet3d-style nuScenes info files store them -> ours.
+
+    Info files hold the **geometric centre** (the devkit box centre in the LiDAR frame); the
+    datasets move z to the bottom when they read them (``origin=(0.5, 0.5, 0.5)``):
+
+    - ``'v0.17'``: the original BEVFormer's ``*_infos_temporal_*.pkl`` (mmdet3d v0.17's
+      converter): ``(x, y, z_centre, w, l, h, -yaw - pi / 2)``;
+    - ``'v1.x'``: mmdet3d 1.x (``*_infos_*.pkl`` of its converter and the "v2" infos of
+      ``update_infos_to_v2.py``): ``(x, y, z_centre, l, w, h, yaw)``;
+
+    with ``yaw`` pyquaternion's ``yaw_pitch_roll[0]`` of the box rotation in the LiDAR frame in
+    both (:func:`mmdet3d_info_yaw`). Ours is ``(x, y, z_bottom, l, w, h, yaw)``
+    (docs/data_format.md), whose yaw is the heading of the box's x axis on the LiDAR xy plane:
+    the two are equal for a box upright in the LiDAR frame and differ at second order in its
+    tilt (nuScenes boxes tilt with the road as the ego does; the real key frame of tests/data:
+    < 1e-6 rad). Given the box's full rotation, take the exact value from
+    :func:`global_boxes_to_lidar`.
+
+    Args:
+        boxes (ndarray): (N, 7) or (N, 9) (velocity columns are copied).
+        convention (str): ``'v0.17'`` or ``'v1.x'``.
+
+    Returns:
+        ndarray: (N, 7) or (N, 9) float64 in our convention; the yaw of ``'v0.17'`` is wrapped
+        to [-pi, pi), that of ``'v1.x'`` kept as stored.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim == 1 and boxes.size == 0:
+        boxes = boxes.reshape(0, 7)
+    if boxes.ndim != 2 or boxes.shape[1] not in (7, 9):
+        raise ValueError(f'boxes_from_mmdet3d_infos: expected shape (N, 7) or (N, 9), got '
+                         f'{tuple(boxes.shape)}')
+    bottom = boxes.copy()
+    bottom[:, 2] -= boxes[:, 5] / 2.0  # geometric centre -> bottom face (h is column 5 in both)
+    if convention == 'v0.17':
+        return boxes_from_mmdet3d_v017(bottom)
+    if convention == 'v1.x':
+        return bottom
+    raise ValueError(f"boxes_from_mmdet3d_infos: convention must be 'v0.17' or 'v1.x', got "
+                     f'{convention!r}')

@@ -9,8 +9,10 @@ from nuscenes.utils.data_classes import Box
 from pyquaternion import Quaternion
 
 from projects.bevformer.constants import CAMERAS
-from projects.bevformer.geometry.boxes import (box_corners, global_boxes_to_lidar, limit_angle,
+from projects.bevformer.geometry.boxes import (box_corners, boxes_from_mmdet3d_infos,
+                                               global_boxes_to_lidar, limit_angle,
                                                lidar_boxes_to_global, matrix_to_quaternion,
+                                               mmdet3d_info_yaw,
                                                pose_matrix, quaternion_to_matrix,
                                                quaternion_to_yaw, yaw_to_quaternion)
 
@@ -188,3 +190,54 @@ def test_pose_matrix():
     mat = pose_matrix([1, 2, 3], q.elements)
     np.testing.assert_allclose(mat, q.transformation_matrix + np.pad(
         np.array([[1.0], [2], [3]]), ((0, 1), (3, 0))), atol=1e-12)
+
+
+def test_mmdet3d_info_boxes_to_ours(sample):
+    """The real key frame's boxes written the way mmdet3d v0.17 (the original BEVFormer) and
+    mmdet3d 1.x write info files (the devkit box moved into the LiDAR frame: its centre, wlh,
+    ``yaw_pitch_roll[0]``) come back as the fixture's ``lidar`` block."""
+    data, boxes, _ = sample
+    l2e, e2g = np.array(data['lidar2ego']), np.array(data['ego2global'])
+    l2e_t, l2e_q = l2e[:3, 3], Quaternion(matrix_to_quaternion(l2e[:3, :3]))
+    e2g_t, e2g_q = e2g[:3, 3], Quaternion(matrix_to_quaternion(e2g[:3, :3]))
+    locs, dims, rots = [], [], []
+    for b in data['boxes']:
+        box = Box(b['global']['center'], b['global']['size_wlh'],
+                  Quaternion(b['global']['rotation_wxyz']))
+        box.translate(-e2g_t)
+        box.rotate(e2g_q.inverse)
+        box.translate(-l2e_t)
+        box.rotate(l2e_q.inverse)
+        locs.append(box.center)
+        dims.append(box.wlh)
+        rots.append(box.orientation.yaw_pitch_roll[0])
+    locs, dims, rots = np.array(locs), np.array(dims), np.array(rots)[:, None]
+    v017 = np.concatenate([locs, dims, -rots - np.pi / 2], axis=1)
+    v1x = np.concatenate([locs, dims[:, [1, 0, 2]], rots], axis=1)
+    for boxes_in, convention in ((v017, 'v0.17'), (v1x, 'v1.x')):
+        ours = boxes_from_mmdet3d_infos(boxes_in, convention)
+        # (the fixture's matrices are rounded: 2e-6 m, as in the test above)
+        np.testing.assert_allclose(ours[:, :6], boxes[:, :6], atol=1e-5)
+        np.testing.assert_allclose(limit_angle(ours[:, 6] - boxes[:, 6]), 0, atol=1e-6)
+        # velocity columns pass through
+        with_vel = np.concatenate([boxes_in, boxes[:, 7:9]], axis=1)
+        np.testing.assert_array_equal(boxes_from_mmdet3d_infos(with_vel, convention)[:, 7:],
+                                      boxes[:, 7:9])
+    assert boxes_from_mmdet3d_infos(np.zeros(0), 'v1.x').shape == (0, 7)
+    with pytest.raises(ValueError, match='convention'):
+        boxes_from_mmdet3d_infos(v1x, 'v2')
+    with pytest.raises(ValueError, match=r'\(N, 7\)'):
+        boxes_from_mmdet3d_infos(v1x[:, :6], 'v1.x')
+
+
+def test_mmdet3d_info_yaw_is_pyquaternions():
+    """mmdet3d's converters store ``Quaternion.yaw_pitch_roll[0]``; ours is the heading of the
+    box's x axis: the same for a box upright in the frame, not for a tilted one."""
+    q = _random_quaternions(50, seed=3)
+    rot = quaternion_to_matrix(q)
+    ypr = np.array([Quaternion(x).yaw_pitch_roll[0] for x in q])
+    np.testing.assert_allclose(limit_angle(mmdet3d_info_yaw(rot) - ypr), 0, atol=1e-12)
+    upright = quaternion_to_matrix(yaw_to_quaternion(np.linspace(-3, 3, 7)))
+    np.testing.assert_allclose(mmdet3d_info_yaw(upright), np.linspace(-3, 3, 7), atol=1e-12)
+    heading = np.arctan2(rot[:, 1, 0], rot[:, 0, 0])
+    assert np.abs(limit_angle(heading - ypr)).max() > 0.1
