@@ -13,6 +13,7 @@ train_dataloader = dict(dataset=dict(queue_length=4))
 # The backbone starts from FCOS3D's R101-DCN (as DETR3D / BEVFormer):
 # put it at ckpts/r101_dcn_fcos3d_pretrain.pth.
 load_from = 'ckpts/r101_dcn_fcos3d_pretrain.pth'
+load_partial = True  # it holds the backbone (and FCOS3D's head), not the BEV encoder / heads
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     visualization=dict(type='BEVVisualizationHook'))  # tools/test.py --show-dir

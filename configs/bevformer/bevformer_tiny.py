@@ -27,3 +27,4 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 load_from = None  # ImageNet init through the backbone's init_cfg
+load_partial = False
