@@ -62,7 +62,8 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 default_hooks = dict(
     visualization=dict(type='BEVVisualizationHook'),
-    logger=dict(type='LoggerHook', interval=20),
+    # validation metrics logged at the iteration (TensorBoard / analyze_logs curves), not epoch 0
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 load_from = None

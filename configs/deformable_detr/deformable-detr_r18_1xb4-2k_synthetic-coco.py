@@ -92,6 +92,6 @@ param_scheduler = [
          gamma=0.1)
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
+    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),  # metrics by iter
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
