@@ -195,6 +195,10 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
     img_hw = list(args.img_size) if args.img_size else config_img_size(cfg)
+    if args.checkpoint is None:  # random weights: no pretrained download (none is possible)
+        for key in ('img_backbone', 'img_neck'):
+            if key in cfg.model:
+                cfg.model[key]['init_cfg'] = None
     model = init_model(cfg, args.checkpoint, device=args.device)
     model.video_test_mode = False
     train = args.mode == 'train'

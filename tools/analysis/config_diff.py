@@ -2,9 +2,10 @@
 
     .venv/bin/python tools/analysis/config_diff.py CONFIG_A CONFIG_B [--format md|text]
 
-Both configs are loaded with mmengine (bases merged, ``_delete_`` applied) and flattened to
-dotted keys; list elements are indexed (``train_dataloader.dataset.pipeline.3.scale_factor``).
-Prints every key whose resolved value differs, with both values.
+Both configs are loaded with mmengine (bases merged, ``_delete_`` applied) and compared key by
+key; list elements are indexed (``train_dataloader.dataset.pipeline.3.scale_factor``) and a
+subtree that only one of them has is shown whole. Prints every key whose resolved value
+differs, with both values; where a run happened or writes its outputs is ignored.
 """
 import argparse
 import os.path as osp
@@ -13,42 +14,53 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
-#: keys that say where or when a run happened, not what it computes
+#: keys that say where or when a run happened, or where its outputs go, not what it computes
 IGNORED_KEYS = ('work_dir', 'launcher', 'filename', 'resume', 'load_from')
+IGNORED_LEAVES = ('jsonfile_prefix', 'out_file_path', 'out_dir', 'test_out_dir', 'show_dir')
 _MISSING = '<absent>'
 
 
-def flatten(value: Any, prefix: str = '') -> Dict[str, Any]:
-    """Nested dicts / lists -> {dotted key: leaf value}."""
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (dict, list, tuple))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (configs round-trip tuples to lists), ConfigDicts as dicts."""
     if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple))
-                                                   for v in value):
-        items = ((str(i), v) for i, v in enumerate(value))
-    else:
-        return {prefix: list(value) if isinstance(value, tuple) else value}
-    out: Dict[str, Any] = {}
-    for key, sub in items:
-        out.update(flatten(sub, f'{prefix}.{key}' if prefix else str(key)))
-    if not out and prefix:
-        out[prefix] = {} if isinstance(value, dict) else []
-    return out
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _diff(a: Any, b: Any, prefix: str, out: List[Tuple[str, Any, Any]]) -> None:
+    """Recursive diff; a subtree present on one side only is reported whole."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            name = f'{prefix}.{key}' if prefix else str(key)
+            if name in IGNORED_KEYS or str(key) in IGNORED_LEAVES:
+                continue
+            _diff(a.get(key, _MISSING), b.get(key, _MISSING), name, out)
+    elif (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+          and any(_is_container(v) for v in list(a) + list(b))):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff(x, y, f'{prefix}.{i}', out)
+    elif _plain(a) != _plain(b):
+        out.append((prefix, _plain(a), _plain(b)))
 
 
 def resolved(config: Any) -> Dict[str, Any]:
-    """A config file / Config -> its flattened resolved dict (ignored keys dropped)."""
+    """A config file / Config -> its resolved dict."""
     cfg = Config.fromfile(config) if isinstance(config, str) else config
-    flat = flatten(cfg.to_dict())
-    return {k: v for k, v in flat.items() if k.split('.')[0] not in IGNORED_KEYS}
+    return cfg.to_dict()
 
 
 def config_diff(base: Any, other: Any) -> List[Tuple[str, Any, Any]]:
-    """Keys whose resolved values differ: ``[(key, base value, other value)]``, sorted by key;
-    ``'<absent>'`` stands for a key one of them does not have."""
-    a, b = resolved(base), resolved(other)
-    keys = sorted(set(a) | set(b))
-    return [(k, a.get(k, _MISSING), b.get(k, _MISSING)) for k in keys
-            if a.get(k, _MISSING) != b.get(k, _MISSING)]
+    """Keys whose resolved values differ: ``[(dotted key, base value, other value)]``, sorted;
+    ``'<absent>'`` stands for what one of them does not have (a whole subtree is one entry)."""
+    out: List[Tuple[str, Any, Any]] = []
+    _diff(resolved(base), resolved(other), '', out)
+    return out
 
 
 def format_change(key: str, old: Any, new: Any) -> str:

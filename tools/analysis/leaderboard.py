@@ -76,12 +76,18 @@ def summarize(work_dir: str, metrics: List[str], base: str) -> dict:
     """One leaderboard row for ``work_dir``."""
     config = run_config(work_dir)
     records = read_scalars(work_dir)
-    train = [r for r in records if 'loss' in r and 'time' in r]
+    train = sorted((r for r in records if 'loss' in r and 'time' in r),
+                   key=lambda r: int(r.get('iter', r.get('step', 0))))
+    # A record's time is the mean over the iterations since the previous record (the logger's
+    # interval), so it counts that many times.
+    train_time, last = 0.0, 0
+    for r in train:
+        it = int(r.get('iter', r.get('step', 0)))
+        train_time += float(r['time']) * max(it - last, 1)
+        last = it
     row = dict(name=osp.basename(osp.normpath(work_dir)), config=config,
                changes=[format_change(*d) for d in config_diff(base, config)],
-               params=count_parameters(config),
-               iters=max((int(r.get('iter', r.get('step', 0))) for r in train), default=0),
-               train_time_s=sum(float(r['time']) for r in train))
+               params=count_parameters(config), iters=last, train_time_s=train_time)
     for metric in metrics:
         values = [r[metric] for r in records if metric in r]
         row[metric] = values[-1] if values else None

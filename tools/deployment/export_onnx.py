@@ -182,6 +182,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tools.analysis.benchmark_model import config_img_size
     cfg = Config.fromfile(args.config)
     img_hw = tuple(args.shape) if args.shape else tuple(config_img_size(cfg))
+    if args.checkpoint is None:  # random weights (a shape / numerics check): no download
+        for key in ('img_backbone', 'img_neck'):
+            if key in cfg.model:
+                cfg.model[key]['init_cfg'] = None
     model = init_model(cfg, args.checkpoint)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # tracer warnings about constants we mean
