@@ -16,11 +16,10 @@ from mmdet.registry import DATASETS
 from projects.bevformer.apis import (BEVFormerInferencer, CalibrationError, frame_to_results,
                                      init_model, load_frame)
 from projects.common.checkpoint import atomic_save_checkpoint
-from tests.shared_data import REAL_SAMPLE_DIR
+from tests.shared_data import REAL_SAMPLE_DIR, REPO_ROOT as REPO
 from tests.test_bevformer.bev_data_helpers import real_sample_info, write_infos
 from tests.test_bevformer.tiny_bevformer import tiny_cfg
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FRAME = osp.join(REPO, 'demo', 'data', 'nuscenes_keyframe.json')
 
 
