@@ -63,7 +63,7 @@ from projects.bevformer.geometry.boxes import (boxes_from_mmdet3d_infos, limit_a
                                                quaternion_to_matrix)
 from projects.bevformer.geometry.camera import compose_lidar2img
 from projects.bevformer.geometry.ego_motion import can_bus_vector
-from tools.dataset_converters.nuscenes_converter import INFO_VERSION, CanBusReader
+from tools.dataset_converters.nuscenes_converter import INFO_VERSION, CanBusReader, info_file
 
 FORMATS = ('bevformer', 'mmdet3d-v2')
 #: (height, width) of the nuScenes cameras, used when neither the tables nor the image say.
@@ -245,19 +245,6 @@ def _label(name: str) -> int:
     return CLASSES.index(name) if name in CLASSES else -1
 
 
-def _finish(data_list: List[dict], version: str) -> dict:
-    """Sort by (scene, timestamp), count frame_idx per scene, add our metainfo."""
-    data_list.sort(key=lambda i: (i['scene_name'], i['timestamp']))
-    frame, last = 0, None
-    for info in data_list:
-        frame = frame + 1 if info['scene_token'] == last else 0
-        info['frame_idx'] = frame
-        last = info['scene_token']
-    return dict(metainfo=dict(dataset='nuscenes', version=version, info_version=INFO_VERSION,
-                              classes=list(CLASSES), cameras=list(CAMERAS)),
-                data_list=data_list)
-
-
 def _ordered(info: dict) -> dict:
     """Our key order (that of tools/create_data.py), for readable dumps."""
     order = ('token', 'scene_token', 'scene_name', 'timestamp', 'prev', 'next', 'lidar_path',
@@ -357,7 +344,7 @@ def convert_bevformer_infos(data: dict, data_root: Optional[str] = None,
                 lidar2img=compose_lidar2img(cam2img, lidar2cam))
         info['instances'] = _bevformer_instances(raw, sample, tables, lidar2global, where)
         out.append(_ordered(info))
-    return _finish(out, version)
+    return info_file(out, version)
 
 
 def _bevformer_instances(raw: dict, sample: Optional[dict], tables: Optional[_Tables],
@@ -500,7 +487,7 @@ def convert_mmdet3d_v2_infos(data: dict, data_root: str, can_bus_root: Optional[
         info['instances'] = _v2_instances(raw.get('instances', []), sample, tables, classes,
                                           lidar2global, where)
         out.append(_ordered(info))
-    return _finish(out, version)
+    return info_file(out, version)
 
 
 def _v2_instances(instances: Sequence[dict], sample: dict, tables: _Tables,

@@ -78,6 +78,20 @@ class CanBusReader:
         return can_bus_vector(translation, rotation_wxyz, can)
 
 
+def info_file(data_list: List[dict], version: str) -> dict:
+    """The info file around per-sample dicts: sorted by (scene, timestamp), ``frame_idx``
+    counted per scene, our metainfo (docs/data_format.md)."""
+    data_list.sort(key=lambda i: (i['scene_name'], i['timestamp']))
+    frame, last_scene = 0, None
+    for info in data_list:
+        frame = frame + 1 if info['scene_token'] == last_scene else 0
+        info['frame_idx'] = frame
+        last_scene = info['scene_token']
+    return dict(metainfo=dict(dataset='nuscenes', version=version, info_version=INFO_VERSION,
+                              classes=list(CLASSES), cameras=list(CAMERAS)),
+                data_list=data_list)
+
+
 def _require_file(root: str, rel_path: str, what: str) -> None:
     if not osp.isfile(osp.join(root, rel_path)):
         raise FileNotFoundError(f'{what} file missing: {osp.join(root, rel_path)}')
@@ -199,16 +213,7 @@ def create_nuscenes_infos(root_path: str, out_dir: str, version: str = 'v1.0-min
     mmengine.mkdir_or_exist(out_dir)
     paths = {}
     for split, infos in per_split.items():
-        infos.sort(key=lambda i: (i['scene_name'], i['timestamp']))
-        frame, last_scene = 0, None
-        for info in infos:
-            frame = frame + 1 if info['scene_token'] == last_scene else 0
-            info['frame_idx'] = frame
-            last_scene = info['scene_token']
-        data = dict(metainfo=dict(dataset='nuscenes', version=version,
-                                  info_version=INFO_VERSION, classes=list(CLASSES),
-                                  cameras=list(CAMERAS)),
-                    data_list=infos)
+        data = info_file(infos, version)
         path = osp.join(out_dir, f'{extra_tag}_infos_{split}.pkl')
         mmengine.dump(data, path)
         paths[split] = path
