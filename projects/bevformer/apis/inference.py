@@ -256,6 +256,9 @@ class BEVFormerInferencer(BaseInferencer):
 
     def preprocess(self, inputs: list, batch_size: int = 1, **kwargs):
         """One frame at a time, in order (the history runs through the frames)."""
+        if batch_size != 1:
+            raise ValueError(f'BEVFormerInferencer: batch_size must be 1, got {batch_size}: '
+                             f'frames run in order, each using the previous one\'s BEV')
         for i, frame in enumerate(inputs):
             name = frame if isinstance(frame, str) else f'frame {i}'
             frame = load_frame(frame) if isinstance(frame, str) else frame

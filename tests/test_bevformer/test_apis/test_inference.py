@@ -82,6 +82,8 @@ def test_sequence_carries_the_bev_and_a_new_scene_resets(setup):
     other = dict(copy.deepcopy(second), scene='another-drive')
     again = inferencer([other])['predictions'][0]
     np.testing.assert_allclose(again['scores_3d'], fresh['scores_3d'], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='batch_size must be 1'):
+        inferencer([first, second], batch_size=2)
 
 
 def test_arrays_and_pictures(setup):
