@@ -3,6 +3,7 @@ from .hook import BEVVisualizationHook
 from .info_viewer import visualize_infos
 from .multiview import BOX_EDGES, draw_sample, project_box_edges
 from .predictions import load_predictions
+from .score_threshold import ScoreThreshold, choose_score_threshold
 
 __all__ = ['BEVVisualizationHook', 'draw_sample', 'project_box_edges', 'BOX_EDGES', 'load_predictions',
-           'visualize_infos']
+           'ScoreThreshold', 'choose_score_threshold', 'visualize_infos']

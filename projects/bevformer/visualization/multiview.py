@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ..geometry.boxes import box_corners
 from ..geometry.camera import (from_image_homogeneous, project_points, to_image_homogeneous,
@@ -132,6 +133,7 @@ def draw_sample(imgs: Sequence[np.ndarray],
                 points: Optional[np.ndarray] = None,
                 bev_range: float = 51.2,
                 title: str = '',
+                legend: Optional[Tuple[str, str]] = None,
                 out_file: Optional[str] = None,
                 dpi: int = 100) -> Figure:
     """Draw GT and / or predicted boxes on every camera and in BEV; optionally save a PNG.
@@ -146,6 +148,8 @@ def draw_sample(imgs: Sequence[np.ndarray],
         points (ndarray, optional): (P, >=2) LiDAR points for the BEV background.
         bev_range (float): half-size (m) of the BEV plot.
         title (str): figure title.
+        legend (tuple of str, optional): ``(GT text, prediction text)``: a legend line with
+            the two colours under the panels (an empty text leaves its entry out).
         out_file (str, optional): PNG path to write.
         dpi (int): resolution of the saved figure.
 
@@ -176,6 +180,11 @@ def draw_sample(imgs: Sequence[np.ndarray],
     _draw_bev(fig.add_subplot(outer[1]), box_sets, points, bev_range)
     if title:
         fig.suptitle(title, fontsize=9)
+    if legend is not None:
+        handles = [Line2D([], [], color=color, linewidth=2, label=text)
+                   for color, text in zip((GT_COLOR, PRED_COLOR), legend) if text]
+        fig.legend(handles=handles, loc='upper center', bbox_to_anchor=(0.5, 0.06),
+                   ncol=max(len(handles), 1), fontsize=9, frameon=False)
     if out_file is not None:
         fig.savefig(out_file, dpi=dpi, bbox_inches='tight')
     return fig

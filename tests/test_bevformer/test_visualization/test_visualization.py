@@ -122,6 +122,14 @@ def test_load_predictions_formats(tmp_path):
         load_predictions(str(tmp_path / 'nothing.pkl'))
 
 
+def _cli():
+    """tools/analysis/visualize.py as a module."""
+    spec = importlib.util.spec_from_file_location('visualize_cli', 'tools/analysis/visualize.py')
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
 def test_visualize_real_sample_and_cli(tmp_path):
     infos = real_sample_info()
     info_file = write_infos(infos, str(tmp_path / 'real.pkl'))
@@ -131,13 +139,57 @@ def test_visualize_real_sample_and_cli(tmp_path):
                             pred_file=str(pred_file), score_thr=0.5, dpi=40)
     assert paths == [str(tmp_path / 'vis' / f'{infos["data_list"][0]["token"]}.png')]
     assert osp.getsize(paths[0]) > 10000
-    spec = importlib.util.spec_from_file_location('visualize_cli', 'tools/analysis/visualize.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    out = cli.main(['--info', info_file, '--data-root', REAL_SAMPLE_DIR, '--out-dir',
+    out = _cli().main(['--info', info_file, '--data-root', REAL_SAMPLE_DIR, '--out-dir',
                     str(tmp_path / 'cli'), '--num', '1', '--dpi', '30'])
     assert len(out) == 1 and osp.isfile(out[0])
     # unknown tokens: nothing drawn; missing images: the error names the file
     assert visualize_infos(info_file, REAL_SAMPLE_DIR, str(tmp_path / 'n'), tokens=['x']) == []
     with pytest.raises(FileNotFoundError, match='CAM_FRONT.jpg'):
         visualize_infos(info_file, str(tmp_path), str(tmp_path / 'm'))
+
+
+def test_cli_auto_threshold_draws_detections_above_noise(tmp_path, capsys, monkeypatch):
+    """``--score-thr auto`` on the real key frame: every counted GT box predicted (scores
+    0.9 .. 0.6) plus as many noise boxes of a class the frame lacks (trailer, 0.29 .. 0.1) ->
+    P = R = 1 printed, only the detections drawn, the threshold in the title; predictions 5 m
+    off every GT box -> 'no prediction matches', only the --topk best guesses drawn."""
+    from projects.bevformer.visualization import info_viewer
+    infos = real_sample_info()
+    info = infos['data_list'][0]
+    info_file = write_infos(infos, str(tmp_path / 'real.pkl'))
+    inst = [i for i in info['instances'] if i['label'] >= 0 and i['valid_flag']]
+    boxes = np.array([i['bbox_3d'] + [0.0, 0.0] for i in inst])
+    labels = np.array([i['label'] for i in inst])
+    n = len(inst)
+    drawn = []
+    draw = info_viewer.draw_sample
+    monkeypatch.setattr(info_viewer, 'draw_sample',
+                        lambda *a, **kw: drawn.append(kw) or draw(*a, **kw))
+
+    def run(pred_boxes, name, *extra):
+        pred = dict(token=info['token'], bboxes_3d=np.concatenate([pred_boxes, boxes]),
+                    scores_3d=np.concatenate([np.linspace(0.9, 0.6, n), np.linspace(0.29, 0.1, n)]),
+                    labels_3d=np.concatenate([labels, np.full(n, 4)]))
+        (tmp_path / f'{name}.pkl').write_bytes(pickle.dumps([pred]))
+        out = _cli().main(['--info', info_file, '--data-root', REAL_SAMPLE_DIR, '--out-dir',
+                           str(tmp_path / name), '--pred', str(tmp_path / f'{name}.pkl'),
+                           '--score-thr', 'auto', '--dpi', '30', *extra])
+        assert len(out) == 1 and osp.getsize(out[0]) > 10000
+        return capsys.readouterr().out, drawn[-1]
+
+    printed, kw = run(boxes, 'right')
+    assert 'precision 1.000, recall 1.000, F1 1.000' in printed
+    assert len(kw['pred_boxes']) == n and (kw['pred_labels'] != 4).all()
+    assert min(kw['pred_scores']) >= 0.6
+    assert 'predictions: score >= 0.' in kw['title'] and 'max F1 over real.pkl: P 1.00 R 1.00' \
+        in kw['title']
+    assert kw['legend'][0].startswith('ground truth') and kw['legend'][1]
+
+    printed, kw = run(boxes + [5.0, 0, 0, 0, 0, 0, 0, 0, 0], 'wrong', '--topk', '3')
+    assert 'no prediction matches the ground truth' in printed
+    assert 'no prediction matches the ground truth: model has not learned yet' in kw['title']
+    assert kw['pred_scores'].tolist() == sorted(kw['pred_scores'], reverse=True)
+    assert len(kw['pred_boxes']) == 3 and 'best guesses' in kw['title']
+    with pytest.raises(SystemExit):  # auto needs the predictions
+        _cli().parse_args(['--info', info_file, '--data-root', '.', '--out-dir', '.',
+                           '--score-thr', 'auto'])
