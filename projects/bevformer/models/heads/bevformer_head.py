@@ -1,11 +1,15 @@
 """BEVFormer's 3D detection head: DETR-style set prediction on the BEV feature B_t.
 
-Learned object queries run through :class:`BEVDetectionDecoder` over B_t; each decoder
+Object queries run through :class:`BEVDetectionDecoder` over B_t; each decoder
 layer's output goes through a classification and a regression branch. Regression outputs
 are 10-d box codes (``geometry/box_coding.py``) whose centre is ``sigmoid(inverse_sigmoid(
 reference) + delta)`` mapped to metres by ``pc_range``. Training matches queries to
 ground truth one-to-one (Hungarian) and supervises every decoder layer; inference takes
 the top-k (query, class) pairs without NMS, optionally followed by BEV NMS / Soft-NMS.
+
+The queries are learned embeddings (the original), or with ``query_init`` taken from the peaks
+of a heatmap predicted on B_t (:class:`BEVHeatmapQueries`, TransFusion's initialisation; its
+dense heatmap loss is added as ``loss_heatmap``).
 """
 import copy
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -24,6 +28,7 @@ from projects.bevformer.geometry.box_coding import CODE_SIZE, encode_bboxes_3d
 from ..legacy import HeadLegacy
 from .base_bev_head import BaseBEVHead
 from .bev_nms import bev_nms
+from .bev_proposals import BEVProposals
 
 
 def _decoder_with_dims(decoder: ConfigType, embed_dims: int) -> dict:
@@ -79,6 +84,10 @@ class BEVFormerHead(BaseBEVHead):
             (None or absent: NMS-free, as the original), see :func:`bev_nms`.
         legacy (dict, optional): the original BEVFormer's loss arithmetic (``dict()``: all
             of it; see ``models/legacy.py``). Default None.
+        query_init (dict, optional): config of :class:`BEVHeatmapQueries` (its
+            ``embed_dims``, ``num_classes``, ``num_proposals`` = ``num_query`` and the BEV
+            geometry are filled in): queries from the peaks of a BEV heatmap instead of
+            learned embeddings. Default None (learned queries, as the original).
         loss_prefix (str, optional): prefix of the loss keys (:class:`BaseBEVHead`).
         init_cfg (dict, optional): initialisation config.
     """
@@ -109,6 +118,7 @@ class BEVFormerHead(BaseBEVHead):
                                   dict(type='BBox3DL1Cost', weight=0.25)])),
                  test_cfg: OptConfigType = None,
                  legacy: Optional[dict] = None,
+                 query_init: OptConfigType = None,
                  loss_prefix: Optional[str] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, pc_range=pc_range,
@@ -154,13 +164,25 @@ class BEVFormerHead(BaseBEVHead):
             raise ValueError(f'BEVFormerHead: decoder embed_dims {self.decoder.embed_dims} '
                              f'!= head embed_dims {embed_dims}')
         self.num_pred_layer = self.decoder.num_layers
+        self.query_init = None
+        if query_init is not None:
+            query_init = dict(query_init)
+            for key, value in (('embed_dims', embed_dims), ('num_classes', num_classes),
+                               ('num_proposals', num_query), ('bev_h', self.bev_h),
+                               ('bev_w', self.bev_w), ('pc_range', self.pc_range.tolist())):
+                if query_init.setdefault(key, value) != value:
+                    raise ValueError(f'BEVFormerHead: query_init.{key} = {query_init[key]} '
+                                     f'differs from the head\'s {value}; leave it out')
+            query_init.setdefault('type', 'BEVHeatmapQueries')
+            self.query_init = MODELS.build(query_init)
         self._init_layers()
 
     def _init_layers(self) -> None:
         """Queries, reference-point projection and the per-layer branches."""
-        # each query row is (query_pos | query content)
-        self.query_embedding = nn.Embedding(self.num_query, 2 * self.embed_dims)
-        self.reference_points = nn.Linear(self.embed_dims, 3)
+        if self.query_init is None:
+            # each query row is (query_pos | query content)
+            self.query_embedding = nn.Embedding(self.num_query, 2 * self.embed_dims)
+            self.reference_points = nn.Linear(self.embed_dims, 3)
 
         cls_layers: List[nn.Module] = []
         for _ in range(self.num_reg_fcs):
@@ -194,13 +216,19 @@ class BEVFormerHead(BaseBEVHead):
             if m is not self.decoder and hasattr(m, 'sampling_offsets') and hasattr(
                     m, 'init_weights'):
                 m.init_weights()
-        xavier_init(self.reference_points, distribution='uniform', bias=0.0)
+        if self.query_init is None:
+            xavier_init(self.reference_points, distribution='uniform', bias=0.0)
         bias_init = bias_init_with_prob(0.01)
         for branch in self.cls_branches:
             nn.init.constant_(branch[-1].bias, bias_init)
 
     # ------------------------------------------------------------------ forward
     def forward(self, bev_embed: Tensor) -> Tuple[Tensor, Tensor]:
+        """Decode the object queries over the BEV feature (see :meth:`forward_with_queries`)."""
+        return self.forward_with_queries(bev_embed)[:2]
+
+    def forward_with_queries(self, bev_embed: Tensor
+                             ) -> Tuple[Tensor, Tensor, Optional[BEVProposals]]:
         """Decode the object queries over the BEV feature.
 
         Args:
@@ -212,6 +240,7 @@ class BEVFormerHead(BaseBEVHead):
             - all_cls_scores (Tensor): (num_layers, bs, num_query, num_classes) logits.
             - all_bbox_preds (Tensor): (num_layers, bs, num_query, 10) box codes with
               the centre (dims 0, 1, 4) in metres.
+            - proposals (BEVProposals or None): the heatmap queries with ``query_init``.
         """
         expected = (self.bev_h * self.bev_w, self.embed_dims)
         if bev_embed.dim() != 3 or tuple(bev_embed.shape[1:]) != expected:
@@ -219,10 +248,16 @@ class BEVFormerHead(BaseBEVHead):
                              f'{expected[1]}) for bev_h={self.bev_h}, bev_w={self.bev_w}, '
                              f'got {tuple(bev_embed.shape)}')
         bs = bev_embed.shape[0]
-        query_pos, query = self.query_embedding.weight.split(self.embed_dims, dim=1)
-        query_pos = query_pos[None].expand(bs, -1, -1)
-        query = query[None].expand(bs, -1, -1)
-        init_reference = self.reference_points(query_pos).sigmoid()  # (bs, nq, 3)
+        proposals = None
+        if self.query_init is not None:
+            proposals = self.query_init(bev_embed)
+            query, query_pos = proposals.query, proposals.query_pos
+            init_reference = proposals.reference_points
+        else:
+            query_pos, query = self.query_embedding.weight.split(self.embed_dims, dim=1)
+            query_pos = query_pos[None].expand(bs, -1, -1)
+            query = query[None].expand(bs, -1, -1)
+            init_reference = self.reference_points(query_pos).sigmoid()  # (bs, nq, 3)
 
         spatial_shapes = torch.tensor([[self.bev_h, self.bev_w]], dtype=torch.long,
                                       device=bev_embed.device)
@@ -240,7 +275,7 @@ class BEVFormerHead(BaseBEVHead):
             all_cls.append(self.cls_branches[lid](states[lid]))
             all_bbox.append(self._decode_centres(self.reg_branches[lid](states[lid]),
                                                  inputs_refs[lid]))
-        return torch.stack(all_cls), torch.stack(all_bbox)
+        return torch.stack(all_cls), torch.stack(all_bbox), proposals
 
     def _decode_centres(self, delta: Tensor, reference: Tensor) -> Tensor:
         """Put the centre dims of a regression output into metres.
@@ -270,11 +305,17 @@ class BEVFormerHead(BaseBEVHead):
 
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox`` (last layer) and
-            ``d{i}.loss_cls``, ``d{i}.loss_bbox`` for the earlier layers.
+            ``d{i}.loss_cls``, ``d{i}.loss_bbox`` for the earlier layers; with
+            ``query_init`` also ``loss_heatmap``.
         """
         self._check_batch(bev_embed, batch_data_samples)
         batch_gt = [s.gt_instances_3d for s in batch_data_samples]
-        return self.loss_by_feat(*self(bev_embed), batch_gt)
+        all_cls, all_bbox, proposals = self.forward_with_queries(bev_embed)
+        losses = self.loss_by_feat(all_cls, all_bbox, batch_gt)
+        if proposals is not None:
+            losses.update(self.query_init.loss(proposals, [g.bboxes_3d for g in batch_gt],
+                                               [g.labels_3d for g in batch_gt]))
+        return losses
 
     def loss_by_feat(self, all_cls_scores: Tensor, all_bbox_preds: Tensor,
                      batch_gt_instances_3d: InstanceList) -> Dict[str, Tensor]:
