@@ -240,7 +240,8 @@ class BEVFormerEncoder(BaseModule):
 
     def _prev_input(self, prev_bev: Optional[Tensor], prev_valid: Optional[Tensor],
                     bs: int) -> Tuple[bool, Optional[Tensor]]:
-        """Check the previous-BEV inputs; returns (any sample has one, prev_valid as bool)."""
+        """Check the previous-BEV inputs; returns (any sample has one, prev_valid as bool,
+        or None when every sample has one: the layers then skip their per-sample select)."""
         if prev_bev is None:
             return False, None
         if prev_bev.shape != (bs, self.bev_h * self.bev_w, self.embed_dims):
@@ -253,7 +254,10 @@ class BEVFormerEncoder(BaseModule):
             raise ValueError(f'BEVFormerEncoder: prev_valid must be ({bs},), got '
                              f'{tuple(prev_valid.shape)}')
         prev_valid = prev_valid.to(device=prev_bev.device, dtype=torch.bool)
-        return bool(prev_valid.any()), prev_valid
+        if torch.onnx.is_in_onnx_export():  # the validity stays a graph input
+            return True, prev_valid
+        num_valid = int(prev_valid.sum())  # the frame's one host sync on the previous BEV
+        return num_valid > 0, (None if num_valid == bs else prev_valid)
 
     def _align_prev(self, prev_bev: Optional[Tensor], prev2cur: Optional[Tensor],
                     prev_valid: Optional[Tensor],

@@ -4,6 +4,7 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from mmdet.utils import OptMultiConfig
+from projects.deformable_detr.ops import softmax_last_dim
 from .msda_op import multi_scale_deformable_attn
 from .offset_init import directional_offset_bias
 
@@ -87,7 +88,7 @@ class MSDeformableAttention3D(BaseModule):
         value = self.value_proj(value).view(batch, num_value, heads, channels // heads)
         offsets = self.sampling_offsets(query).view(batch, num_query, heads, levels, points, 2)
         weights = self.attention_weights(query).view(batch, num_query, heads, levels * points)
-        weights = weights.softmax(-1).view(batch, num_query, heads, levels, points)
+        weights = softmax_last_dim(weights).view(batch, num_query, heads, levels, points)
 
         # Offsets in cells of each level -> normalized; point index = p * D + d (anchor d).
         # Locations stay fp32 under autocast: fp16 would round them to ~1e-3 of the image.

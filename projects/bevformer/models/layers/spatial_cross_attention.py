@@ -97,7 +97,10 @@ class SpatialCrossAttention(BaseModule):
         # Padding slots get a harmless reference (their outputs are discarded).
         refs = torch.where(slot_valid[..., None, None], refs, torch.zeros_like(refs))
         count = hit.sum(dim=1).clamp(min=1)  # (bs, num_query) cameras hit
-        return CameraQueries(order, slot_valid, refs, count, num_query)
+        # Padding slots scatter into a spare row num_query, dropped after the sum: no
+        # per-layer masking of the attention output.
+        target = torch.where(slot_valid, order, torch.full_like(order, num_query))
+        return CameraQueries(order, slot_valid, refs, count, num_query, target)
 
     def forward(self,
                 query: Tensor,
@@ -142,19 +145,18 @@ class SpatialCrossAttention(BaseModule):
             query = query + query_pos
 
         max_len = plan.order.shape[-1]
-        slots = query.new_zeros(bs, num_query, channels)
+        slots = query.new_zeros(bs, num_query + 1, channels)  # + the padding slots' spare row
         if max_len > 0:
             queries = torch.gather(query[:, None].expand(bs, num_cams, num_query, channels), 2,
                                    plan.order[..., None].expand(bs, num_cams, max_len, channels))
             out = self.deformable_attention(queries.flatten(0, 1), value.flatten(0, 1),
                                             plan.refs.flatten(0, 1), spatial_shapes,
                                             level_start_index)
-            out = out.view(bs, num_cams, max_len, channels).to(slots.dtype)
-            out = torch.where(plan.slot_valid[..., None], out, torch.zeros_like(out))
-            slots = slots.scatter_add(
-                1, plan.order.flatten(1, 2)[..., None].expand(bs, num_cams * max_len, channels),
-                out.flatten(1, 2))
-        slots = slots / plan.count.to(slots.dtype)[..., None]
+            out = out.view(bs, num_cams * max_len, channels).to(slots.dtype)
+            target = plan.target.flatten(1, 2)[..., None].expand(bs, num_cams * max_len,
+                                                                 channels)
+            slots = slots.scatter_add_(1, target, out)
+        slots = slots[:, :num_query] / plan.count.to(slots.dtype)[..., None]
         return identity + self.dropout(self.output_proj(slots))
 
 
@@ -166,3 +168,4 @@ class CameraQueries(NamedTuple):
     refs: Tensor  # (bs, num_cams, max_len, D, 2) reference points of the slots (0 if invalid)
     count: Tensor  # (bs, num_query) long, cameras that see each query (>= 1)
     num_query: int
+    target: Tensor  # (bs, num_cams, max_len) row each slot adds into: order, num_query if padding

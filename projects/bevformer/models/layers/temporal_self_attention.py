@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from mmdet.utils import OptMultiConfig
+from projects.deformable_detr.ops import softmax_last_dim
 from .msda_op import multi_scale_deformable_attn
 from .offset_init import directional_offset_bias
 
@@ -129,7 +130,8 @@ class TemporalSelfAttention(BaseModule):
                                      f'{tuple(prev_valid.shape)}')
                 valid = prev_valid.to(torch.bool)[:, None, None]
                 prev = torch.where(valid, prev, query)
-                cur = torch.where(valid, cur, query)
+                if current_value is not None:  # otherwise cur is query on both sides
+                    cur = torch.where(valid, cur, query)
         query_with_pos = query if query_pos is None else query + query_pos
 
         queue = self.num_bev_queue
@@ -143,7 +145,7 @@ class TemporalSelfAttention(BaseModule):
                                                            points, 2)
         weights = self.attention_weights(offset_input).view(bs, num_query, heads, queue,
                                                             levels * points)
-        weights = weights.softmax(-1).view(bs, num_query, heads, queue, levels, points)
+        weights = softmax_last_dim(weights).view(bs, num_query, heads, queue, levels, points)
         offsets = offsets.permute(0, 3, 1, 2, 4, 5, 6).reshape(bs * queue, num_query, heads,
                                                                levels, points, 2)
         weights = weights.permute(0, 3, 1, 2, 4, 5).reshape(bs * queue, num_query, heads, levels,

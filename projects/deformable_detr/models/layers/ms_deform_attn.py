@@ -13,7 +13,7 @@ from mmdet.utils import OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from projects.deformable_detr.ops import multi_scale_deformable_attn
+from projects.deformable_detr.ops import multi_scale_deformable_attn, softmax_last_dim
 from .reference_points import check_spatial_shapes, deformable_sampling_locations
 
 
@@ -158,7 +158,7 @@ class MSDeformableAttention(BaseModule):
         # one softmax over all levels and points of a head
         weights = self.attention_weights(query).view(bs, num_query, self.num_heads,
                                                      self.num_levels * self.num_points)
-        weights = weights.softmax(-1).view(bs, num_query, self.num_heads, self.num_levels,
+        weights = softmax_last_dim(weights).view(bs, num_query, self.num_heads, self.num_levels,
                                            self.num_points)
         locations = deformable_sampling_locations(reference_points, offsets, spatial_shapes)
         output = multi_scale_deformable_attn(value, spatial_shapes, level_start_index,
