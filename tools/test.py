@@ -41,6 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=StrictDictAction,
         help='override config settings, e.g. test_dataloader.batch_size=2')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='fold BatchNorm into the convolutions of the image backbone + '
+                        'neck after loading (faster; float rounding only)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='run the image backbone + neck in NHWC memory format')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -99,6 +104,9 @@ def main(argv=None) -> dict:
     if cfg.launcher != 'none':
         init_dist_auto(cfg.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.fuse_conv_bn or args.channels_last:
+        from projects.bevformer.apis import OptimizeForInferenceHook
+        runner.register_hook(OptimizeForInferenceHook(args.fuse_conv_bn, args.channels_last))
     return runner.test()
 
 

@@ -30,3 +30,19 @@ def test_benchmark_reports_stages_and_memory(tmp_path, mode):
     assert out['samples_per_s'] > 0 and out['peak_mb']['rss_peak'] > 0
     assert all(s['min_ms'] <= s['median_ms'] <= s['max_ms'] for s in out['stages'].values())
     assert osp.getsize(out_json) > 0
+
+
+def test_benchmark_accepts_the_backbone_speedup_flags(tmp_path):
+    cfg = tiny_cfg(str(tmp_path))
+    path = str(tmp_path / 'tiny.py')
+    cfg.dump(path)
+    out_json = str(tmp_path / 'bench.json')
+    assert benchmark_model.main([path, '--num-iters', '1', '--warmup', '0', '--img-size', '45',
+                                 '80', '--threads', '1', '--fuse-conv-bn', '--channels-last',
+                                 '--json', out_json]) == 0
+    with open(out_json) as f:
+        out = json.load(f)
+    assert out['fuse_conv_bn'] and out['channels_last']
+    assert 'fuse-conv-bn True, channels-last True' in benchmark_model.format_table(out)
+    with pytest.raises(SystemExit):  # inference-only options
+        benchmark_model.main([path, '--mode', 'train', '--fuse-conv-bn'])

@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/analysis/benchmark_model.py CONFIG [--checkpoint CKPT] \
         [--device cpu|cuda] [--batch-size 1] [--mode inference|train] [--num-iters 10] \
-        [--warmup 3] [--amp] [--threads N] [--img-size H W] [--no-prev] [--json OUT]
+        [--warmup 3] [--amp] [--threads N] [--img-size H W] [--no-prev] [--json OUT] \
+        [--fuse-conv-bn] [--channels-last]
 
 Inputs are random but real-shaped: six cameras of the config's test image size (or
 ``--img-size``, before padding) seen through the real nuScenes rig (demo/data/
@@ -16,6 +17,9 @@ iterations, samples/s, peak memory (CPU: the process's peak resident set minus t
 set before the timed iterations, from /proc; CUDA: max allocated / reserved), and in
 inference a split into backbone+neck, BEV encoder, head (decoder + branches) and
 post-processing. Run it on an idle machine and report the load average it prints.
+``--fuse-conv-bn`` / ``--channels-last`` (inference only) apply the optional backbone
+speed-ups of ``projects.bevformer.apis.optimize_for_cpu_inference``; with ``--amp`` on a
+bf16-capable CPU, ``--channels-last`` is what lets the convolutions use bf16 kernels.
 """
 import argparse
 import copy
@@ -202,6 +206,9 @@ def run(args) -> dict:
     model = init_model(cfg, args.checkpoint, device=args.device)
     model.video_test_mode = False
     train = args.mode == 'train'
+    if not train:
+        from projects.bevformer.apis import optimize_for_cpu_inference
+        optimize_for_cpu_inference(model, args.fuse_conv_bn, args.channels_last)
     num_frames = (cfg.train_dataloader.dataset.get('queue_length', 1) if train
                   else (2 if not args.no_prev else 1))
     inputs = make_inputs(model, args.batch_size, num_frames, img_hw, args.device,
@@ -230,7 +237,8 @@ def run(args) -> dict:
                        max_ms=1e3 * max(v)) for k, v in stages.items()}
     out = dict(config=args.config, mode=args.mode, device=args.device,
                batch_size=args.batch_size, img_hw=img_hw, frames=num_frames if train else 1,
-               with_prev=not args.no_prev, amp=args.amp, threads=torch.get_num_threads(),
+               with_prev=not args.no_prev, amp=args.amp, fuse_conv_bn=args.fuse_conv_bn,
+               channels_last=args.channels_last, threads=torch.get_num_threads(),
                load_average=list(os.getloadavg()), stages=summary,
                samples_per_s=args.batch_size / statistics.median(stages['total']))
     if args.device.startswith('cuda'):
@@ -245,7 +253,9 @@ def run(args) -> dict:
 def format_table(out: dict) -> str:
     lines = [f'{out["config"]}: {out["mode"]} on {out["device"]}, batch {out["batch_size"]}, '
              f'{out["frames"]} frame(s) of 6 x {out["img_hw"][0]}x{out["img_hw"][1]}, '
-             f'prev BEV {out["with_prev"]}, amp {out["amp"]}, {out["threads"]} threads, '
+             f'prev BEV {out["with_prev"]}, amp {out["amp"]}, fuse-conv-bn '
+             f'{out["fuse_conv_bn"]}, channels-last {out["channels_last"]}, '
+             f'{out["threads"]} threads, '
              f'load average {out["load_average"][0]:.2f}',
              '| stage | median ms | min ms | max ms |', '|---|---|---|---|']
     for stage, s in out['stages'].items():
@@ -269,7 +279,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--img-size', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--no-prev', action='store_true', help='inference without a previous BEV')
     parser.add_argument('--json', help='also write the figures to this JSON file')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='inference: fold BatchNorm into the backbone / neck convolutions')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='inference: backbone / neck in NHWC memory format')
     args = parser.parse_args(argv)
+    if args.mode == 'train' and (args.fuse_conv_bn or args.channels_last):
+        parser.error('--fuse-conv-bn / --channels-last are inference-only')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device here')
     out = run(args)

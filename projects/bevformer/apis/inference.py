@@ -213,6 +213,8 @@ class BEVFormerInferencer(BaseInferencer):
         weights (str, optional): checkpoint (loaded strictly and safely).
         device (str): e.g. ``'cpu'``.
         scope (str): registry scope. Default ``'mmdet'``.
+        fuse_conv_bn (bool), channels_last (bool): the optional backbone speed-ups of
+            :func:`optimize_for_cpu_inference`. Default False.
 
     Call it with one frame or a list of frames (dicts or JSON paths, module docstring); frames
     of one scene in order share the temporal history. Returns ``{'predictions': [...],
@@ -227,8 +229,10 @@ class BEVFormerInferencer(BaseInferencer):
     postprocess_kwargs: set = set()
 
     def __init__(self, model: Union[str, Config], weights: Optional[str] = None,
-                 device: str = 'cpu', scope: str = 'mmdet', show_progress: bool = False) -> None:
+                 device: str = 'cpu', scope: str = 'mmdet', show_progress: bool = False,
+                 fuse_conv_bn: bool = False, channels_last: bool = False) -> None:
         self._device = device
+        self._speedups = dict(fuse_conv_bn=fuse_conv_bn, channels_last=channels_last)
         super().__init__(model=model, weights=weights, device=device, scope=scope,
                          show_progress=show_progress)
         self.cameras = tuple(self.cfg.get('test_dataloader', {}).get('dataset', {}).get(
@@ -238,7 +242,8 @@ class BEVFormerInferencer(BaseInferencer):
 
     # mmengine hooks ---------------------------------------------------------------
     def _init_model(self, cfg: ConfigType, weights: Optional[str], device: str = 'cpu'):
-        return init_model(cfg, weights, device)
+        from .fast_inference import optimize_for_cpu_inference
+        return optimize_for_cpu_inference(init_model(cfg, weights, device), **self._speedups)
 
     def _init_pipeline(self, cfg: ConfigType) -> Compose:
         """The config's test pipeline (the same steps ``tools/test.py`` runs)."""

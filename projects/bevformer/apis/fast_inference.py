@@ -1,0 +1,76 @@
+"""Optional CPU inference speed-ups of the image backbone + neck (off by default).
+
+The backbone + neck (ResNet + FPN) is ~90 % of a frame on CPU. Two standard rewrites speed
+it up without changing what it computes beyond float rounding:
+
+- ``fuse_conv_bn``: fold every eval-mode BatchNorm into the convolution before it (mmcv's
+  ``fuse_conv_bn``); removes one pass over every feature map. Inference only: the BN
+  layers are gone afterwards, so the model can neither train nor load a checkpoint.
+- ``channels_last``: NHWC weights and input, the layout oneDNN's convolutions run natively
+  (no reorder around every conv); with bf16 autocast it also lets them use AMX.
+
+Measured on the tiny config (6 x 480x800): outputs within 2e-6 of the default relative to
+the largest feature value (fp32); see README "Speed and deployment" for the timings.
+"""
+from typing import Tuple
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch import Tensor, nn
+
+IMAGE_MODULES = ('img_backbone', 'img_neck')
+
+
+def _channels_last_input(module: nn.Module, args: Tuple) -> Tuple:
+    """Forward pre-hook: (N, 3, H, W) images in NHWC memory order."""
+    img: Tensor = args[0]
+    return (img.contiguous(memory_format=torch.channels_last), ) + tuple(args[1:])
+
+
+def optimize_for_cpu_inference(model: nn.Module, fuse_conv_bn: bool = False,
+                               channels_last: bool = False) -> nn.Module:
+    """Apply the optional speed-ups to ``model.img_backbone`` / ``model.img_neck`` in place.
+
+    Args:
+        model (nn.Module): a detector in eval mode with its weights loaded (a wrapper such as
+            DDP is unwrapped).
+        fuse_conv_bn (bool): fold BatchNorm into the preceding convolutions.
+        channels_last (bool): NHWC weights and input images.
+
+    Returns:
+        nn.Module: ``model`` itself.
+    """
+    inner = model.module if is_model_wrapper(model) else model
+    if not (fuse_conv_bn or channels_last):
+        return model
+    if inner.training:
+        raise ValueError('optimize_for_cpu_inference: the model must be in eval mode '
+                         '(fused BatchNorm cannot train)')
+    from mmcv.cnn import fuse_conv_bn as fuse
+    for name in IMAGE_MODULES:
+        module = getattr(inner, name, None)
+        if module is None:
+            continue
+        if fuse_conv_bn:
+            fuse(module)
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+    if channels_last and getattr(inner, 'img_backbone', None) is not None:
+        inner.img_backbone.register_forward_pre_hook(_channels_last_input)
+    return model
+
+
+class OptimizeForInferenceHook(Hook):
+    """Runner hook for ``tools/test.py``: the speed-ups once the checkpoint is loaded
+    (``before_test`` runs after ``Runner.load_or_resume``)."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, fuse_conv_bn: bool = False, channels_last: bool = False) -> None:
+        self.fuse_conv_bn = fuse_conv_bn
+        self.channels_last = channels_last
+
+    def before_test(self, runner) -> None:
+        runner.model.eval()
+        optimize_for_cpu_inference(runner.model, self.fuse_conv_bn, self.channels_last)
