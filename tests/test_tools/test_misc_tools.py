@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from projects.common.checkpoint import safe_load_checkpoint
 from tests.test_tools.conftest import REPO, load_tool, toy_runner
@@ -83,6 +84,19 @@ def test_publish_model_strips_training_state(tmp_path):
     for key, value in full['state_dict'].items():
         assert torch.equal(pub['state_dict'][key], value)
     assert not glob.glob(str(tmp_path / 'pub' / '.tmp_*'))
+    # only some modules, in half precision: what a pretrained-backbone init_cfg loads
+    out = tool.main([src, str(tmp_path / 'pub' / 'bn.pth'), '--modules', 'bn', '--fp16'])
+    pub = safe_load_checkpoint(out)['state_dict']
+    assert set(pub) == {k for k in full['state_dict'] if k.startswith('bn.')}
+    assert pub['bn.weight'].dtype == torch.float16
+    assert pub['bn.num_batches_tracked'].dtype == torch.long  # integers stay as they are
+    torch.testing.assert_close(pub['bn.running_var'].float(), full['state_dict']['bn.running_var'],
+                               rtol=2**-11, atol=0)
+    model = nn.BatchNorm1d(3)
+    model.load_state_dict({k[3:]: v for k, v in pub.items()})
+    assert model.weight.dtype == torch.float32
+    with pytest.raises(KeyError, match=r"no weights under \['img_backbone'\].*\['bn', 'fc'\]"):
+        tool.main([src, str(tmp_path / 'pub' / 'x.pth'), '--modules', 'img_backbone'])
     # a model with NaN weights is not published
     full['state_dict']['fc.weight'][0, 0] = float('nan')
     bad = str(tmp_path / 'bad.pth')

@@ -11,6 +11,11 @@ seed, epoch / iteration stay in ``meta``. A checkpoint with NaN / inf weights is
 them. The file is written atomically (temp file, fsync, rename) as ``OUT-<sha8>.pth``, where
 ``sha8`` starts the sha256 of exactly the bytes written, as mmdet's ``publish_model.py`` names
 them; ``sha256sum`` of the file starts with that suffix.
+
+``--modules img_backbone img_neck`` keeps only those submodules' weights (e.g. a pretrained
+backbone for another config's ``init_cfg=dict(type='Pretrained', prefix='img_backbone.')``);
+``--fp16`` stores floating-point weights in half precision (half the size; loading casts them
+back into the model's float32 parameters, a relative rounding of at most 2**-11).
 """
 import argparse
 import hashlib
@@ -37,8 +42,14 @@ def _non_finite(state_dict: dict) -> List[str]:
 
 
 def publish(in_file: str, out_file: str,
-            save_keys: Sequence[str] = ('meta', 'state_dict')) -> str:
+            save_keys: Sequence[str] = ('meta', 'state_dict'),
+            modules: Optional[Sequence[str]] = None, fp16: bool = False) -> str:
     """Strip ``in_file`` to ``save_keys`` and write it as ``<out_file stem>-<sha8>.pth``.
+
+    Args:
+        modules (sequence of str, optional): keep only the weights under these top-level
+            module names (``state_dict`` keys ``<name>.*``); each must match some weight.
+        fp16 (bool): store floating-point weights as float16.
 
     Returns:
         str: the path written.
@@ -55,6 +66,19 @@ def publish(in_file: str, out_file: str,
                          f'{bad[:10]}')
     dropped = [k for k in ckpt if k not in save_keys]
     out = {k: ckpt[k] for k in ckpt if k in save_keys}
+    state = out['state_dict']
+    if modules:
+        missing = [m for m in modules if not any(k.startswith(m + '.') for k in state)]
+        if missing:
+            tops = sorted({k.split('.')[0] for k in state})
+            raise KeyError(f'{in_file}: no weights under {missing}; its modules are {tops}')
+        kept = {k: v for k, v in state.items() if k.split('.')[0] in modules}
+        dropped += sorted({f'state_dict.{k.split(".")[0]}' for k in state if k not in kept})
+        state = kept
+    if fp16:
+        state = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
+                 for k, v in state.items()}
+    out['state_dict'] = state
     if isinstance(out.get('meta'), dict):
         out['meta'] = {k: v for k, v in out['meta'].items() if k not in TRAINING_ONLY_META}
         dropped += [f'meta.{k}' for k in TRAINING_ONLY_META if k in ckpt['meta']]
@@ -78,12 +102,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('out_file', help='the name to publish (the sha256 suffix is added)')
     parser.add_argument('--save-keys', nargs='+', default=['meta', 'state_dict'],
                         help='top-level keys to keep (default: meta state_dict)')
+    parser.add_argument('--modules', nargs='+',
+                        help='keep only the weights of these top-level modules '
+                             '(e.g. img_backbone img_neck)')
+    parser.add_argument('--fp16', action='store_true',
+                        help='store floating-point weights in float16 (half the size)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
-    return publish(args.in_file, args.out_file, args.save_keys)
+    return publish(args.in_file, args.out_file, args.save_keys, args.modules, args.fp16)
 
 
 if __name__ == '__main__':
