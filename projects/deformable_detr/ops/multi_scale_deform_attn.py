@@ -156,9 +156,13 @@ class _Levels:
 
     def pad(self, v: Tensor) -> Tensor:
         """(bs, num_value, num_heads, head_dims) -> (bs, num_pad, num_heads, head_dims)."""
-        out = v.new_zeros(v.shape[0], self.num_pad, *v.shape[2:])
+        # Zero only the one-pixel border: filling the whole buffer first was a second pass
+        # over the value as large as the copy itself.
+        out = v.new_empty(v.shape[0], self.num_pad, *v.shape[2:])
         for (h, w), s, ps in zip(self.shapes, self.starts, self.pad_starts):
             grid = out[:, ps:ps + (h + 2) * (w + 2)].view(v.shape[0], h + 2, w + 2, *v.shape[2:])
+            grid[:, 0::h + 1].zero_()  # top and bottom rows
+            grid[:, 1:h + 1, 0::w + 1].zero_()  # left and right columns
             grid[:, 1:h + 1, 1:w + 1] = v[:, s:s + h * w].reshape(v.shape[0], h, w, *v.shape[2:])
         return out
 
@@ -195,7 +199,7 @@ def _from_pairs(dst: Tensor, src: Tensor, b0: int, b1: int, m0: int, m1: int) ->
 
 
 def _sampling_plan(loc: Tensor, aw: Tensor, levels: _Levels, row_base: Tensor,
-                   num_heads: int) -> Dict[str, Tensor]:
+                   num_heads: int, need_masks: bool = True) -> Dict[str, Tensor]:
     """Bilinear corners of every sampling point of a block, on the padded value.
 
     Args:
@@ -203,6 +207,8 @@ def _sampling_plan(loc: Tensor, aw: Tensor, levels: _Levels, row_base: Tensor,
         aw (Tensor): (pairs, num_query, num_levels, num_points) attention weights.
         row_base (Tensor): (pairs,) int32 or int64, row of (b, padded pixel 0, m)
             in the flat padded value (bs * num_pad * num_heads rows).
+        need_masks (bool): compute ``in_x`` / ``in_y`` (only the location gradient reads
+            them; the forward skips them).
 
     Returns:
         dict of (pairs, num_query, num_levels, num_points) tensors unless noted:
@@ -219,8 +225,8 @@ def _sampling_plan(loc: Tensor, aw: Tensor, levels: _Levels, row_base: Tensor,
     h_l = torch.tensor([h for h, _ in levels.shapes], device=dev, dtype=dtype).view(-1, 1)
     x = loc[..., 0] * w_l - 0.5  # align_corners=False pixel coordinates
     y = loc[..., 1] * h_l - 0.5
-    in_x = (x > -1) & (x < w_l)
-    in_y = (y > -1) & (y < h_l)
+    in_x = (x > -1) & (x < w_l) if need_masks else None
+    in_y = (y > -1) & (y < h_l) if need_masks else None
     # Beyond one pixel outside, every corner reads padding: clamp onto the border,
     # then keep the top-left corner inside [-1, size - 1] so (x0 + 1) is in the pad.
     x = torch.minimum(torch.maximum(x, -torch.ones_like(w_l)), w_l)
@@ -320,7 +326,7 @@ class _MSDeformAttnPyTorch(torch.autograd.Function):
         levels = _Levels(spatial_shapes, level_start_index, num_value)
         v_rows = levels.pad(v).view(-1, head_dims)
         out = v.new_empty(bs, num_query, num_heads, head_dims)
-        for b0, b1, m0, m1, plan in _iter_blocks(loc, aw, levels, num_heads):
+        for b0, b1, m0, m1, plan in _iter_blocks(loc, aw, levels, num_heads, need_masks=False):
             per_query = plan['cw'][0, 0].numel() if num_query else 0
             res = F.embedding_bag(plan['rows'].reshape(-1, per_query), v_rows,
                                   per_sample_weights=plan['cw'].view(-1, per_query),
@@ -403,7 +409,8 @@ def _compute_dtype(value: Tensor, loc: Tensor, aw: Tensor) -> Tuple[Tensor, Tens
     return value.to(dtype), loc.to(dtype), aw.to(dtype)
 
 
-def _iter_blocks(loc: Tensor, aw: Tensor, levels: _Levels, num_heads: int):
+def _iter_blocks(loc: Tensor, aw: Tensor, levels: _Levels, num_heads: int,
+                 need_masks: bool = True):
     """Yield ``(b0, b1, m0, m1, plan)`` per block of (batch, head) pairs."""
     bs, num_query, _, num_levels, num_points, _ = loc.shape
     for b0, b1, m0, m1 in _blocks(bs, num_heads, num_query * num_levels * num_points * 4):
@@ -413,5 +420,5 @@ def _iter_blocks(loc: Tensor, aw: Tensor, levels: _Levels, num_heads: int):
         if bs * levels.num_pad * num_heads < 2**31:
             row_base = row_base.int()
         plan = _sampling_plan(_to_pairs(loc, b0, b1, m0, m1), _to_pairs(aw, b0, b1, m0, m1),
-                              levels, row_base, num_heads)
+                              levels, row_base, num_heads, need_masks)
         yield b0, b1, m0, m1, plan
