@@ -1,8 +1,13 @@
 # The CPU quickstart on the synthetic nuScenes dataroot (tools/quickstart.sh):
 # BEVFormer-tiny's structure, shrunk so a laptop CPU trains it in minutes.
-# a half-width ResNet-18 from scratch (nothing is downloaded), C4+C5 through a 2-level FPN,
-# 320x180 images, BEV 32x32 over the usual +-51.2 m, 64-d transformer, 2 encoder and
-# 3 decoder layers, 200 queries, a 2-frame queue (one history frame).
+# a half-width ResNet-18, C4+C5 through a 2-level FPN, 320x180 images, BEV 32x32 over the
+# usual +-51.2 m, 64-d transformer, 2 encoder and 3 decoder layers, 200 queries, a 2-frame
+# queue (one history frame).
+# The recipe (each choice measured, issue 13's note): the backbone and neck start from the
+# shipped perspective pretraining (checkpoints/README.md, as the original starts small / base
+# from FCOS3D) and stay frozen, so a step pays no backbone backward; the BEV encoder and the
+# heads train from scratch, the detection queries taken from the peaks of a BEV heatmap
+# (query_init, TransFusion-style) whose dense loss teaches the encoder where objects are.
 _base_ = [
     '../_base_/datasets/nuscenes_synthetic.py', '../_base_/models/bevformer_base.py',
     '../_base_/schedules/adamw_cosine_24e.py', '../_base_/default_runtime.py'
@@ -10,9 +15,11 @@ _base_ = [
 custom_imports = dict(imports=['projects.bevformer'], allow_failed_imports=False)
 
 embed_dims = 64
+# backbone + neck after the perspective pretraining stage (checkpoints/README.md)
+pretrained = '{{ fileDirname }}/../../checkpoints/quickstart_perspective_backbone-a1aa259b.pth'
 
 model = dict(
-    # RGB, ImageNet statistics (the backbone trains from scratch; any fixed scaling works)
+    # RGB, ImageNet statistics (as in the perspective pretraining)
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                            bgr_to_rgb=True),
     img_backbone=dict(
@@ -23,35 +30,38 @@ model = dict(
         stem_channels=32,
         num_stages=4,
         out_indices=(2, 3),
-        frozen_stages=-1,
+        frozen_stages=4,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
+        norm_eval=True,
         style='pytorch',
-        init_cfg=None),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='img_backbone.')),
     img_neck=dict(in_channels=[128, 256], out_channels=embed_dims, num_outs=2,
-                  add_extra_convs=False),
+                  add_extra_convs=False,
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='img_neck.')),
     bev_encoder=dict(
         bev_h=32, bev_w=32, embed_dims=embed_dims, num_feature_levels=2, num_layers=2,
         layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
     heads=dict(
         det=dict(
             num_query=200,
+            query_init=dict(type='BEVHeatmapQueries'),
             decoder=dict(
                 num_layers=3,
                 layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
             bbox_coder=dict(max_num=100))))
 
+# Loading a sample takes ~15 ms: data workers would only compete with torch for the cores.
 train_dataloader = dict(
-    batch_size=2, num_workers=2, persistent_workers=True,
+    batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(queue_length=2))
-val_dataloader = dict(num_workers=2, persistent_workers=True)
+val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
 
-# A short iteration-based schedule: AdamW 1e-3 (nothing is pretrained, so no backbone
-# multiplier), warm-up then cosine.
-max_iters = 300
+# A short iteration-based schedule: AdamW 2e-3 (the backbone is frozen, so no backbone
+# multiplier; 2e-3 beat 1e-3 at 600 iterations), warm-up then cosine.
+max_iters = 900
 optim_wrapper = dict(
-    optimizer=dict(lr=1e-3, weight_decay=0.01),
+    optimizer=dict(lr=2e-3, weight_decay=0.01),
     paramwise_cfg=dict(_delete_=True, custom_keys=dict()))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=50),
@@ -64,6 +74,9 @@ default_hooks = dict(
     visualization=dict(type='BEVVisualizationHook'),
     # validation metrics logged at the iteration (TensorBoard / analyze_logs curves), not epoch 0
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=300, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 load_from = None
+# a fixed seed: two runs of the quickstart give the same model (--cfg-options randomness.seed=N
+# for another draw)
+randomness = dict(seed=0)

@@ -16,6 +16,12 @@ def tiny_cfg(data_root: str) -> Config:
         'model.img_backbone.stem_channels': 8,
         'model.img_neck.in_channels': [32, 64],
         'model.img_neck.out_channels': dims,
+        # the shipped pretrained backbone has the quickstart's widths: start from random ones,
+        # and train them (the gradients reach the images' features in these tests)
+        'model.img_backbone.init_cfg': None,
+        'model.img_neck.init_cfg': None,
+        'model.img_backbone.frozen_stages': -1,
+        'model.img_backbone.norm_eval': False,
         # Sizes are stated once, on the encoder: its layers and the heads follow.
         'model.bev_encoder.bev_h': 8,
         'model.bev_encoder.bev_w': 8,

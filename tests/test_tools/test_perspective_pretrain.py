@@ -16,7 +16,7 @@ from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN = 'configs/bevformer/pretrain/perspective_pretrain_quickstart_synthetic.py'
-FROM_PRETRAINED = 'configs/bevformer/bevformer_quickstart_synthetic_persp_pretrained.py'
+FROM_PRETRAINED = 'configs/bevformer/bevformer_quickstart_synthetic.py'
 
 
 def test_pretrain_then_start_bevformer_from_it(tmp_path):
@@ -48,3 +48,23 @@ def test_pretrain_then_start_bevformer_from_it(tmp_path):
             torch.testing.assert_close(ours[key], value, msg=key)
     # The BEV encoder and heads start from scratch (not in the pretrained file).
     assert not any(k.startswith('bev_encoder.') for k in state)
+
+
+def test_quickstart_starts_from_the_shipped_backbone():
+    """The default quickstart loads checkpoints/quickstart_perspective_backbone-*.pth (float16
+    on disk) into its frozen backbone and neck, from any working directory."""
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(REPO, FROM_PRETRAINED))
+    path = cfg.model.img_backbone.init_cfg.checkpoint
+    assert osp.isfile(path) and osp.getsize(path) <= 10 * 2**20, path
+    shipped = safe_load_checkpoint(path)['state_dict']
+    assert {k.split('.')[0] for k in shipped} == {'img_backbone', 'img_neck'}
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ours = model.state_dict()
+    for key, value in shipped.items():
+        assert torch.equal(ours[key], value.to(ours[key].dtype)), key
+    model.train()
+    assert not any(p.requires_grad for p in model.img_backbone.parameters())
+    assert not model.img_backbone.layer4[0].bn1.training  # norm_eval: frozen statistics
+    assert all(p.requires_grad for p in model.img_neck.parameters())

@@ -2,16 +2,22 @@
 # the quickstart's backbone + neck with a PerspectiveHead, trained alone on single frames of the
 # synthetic dataroot (no BEV encoder). Then start the quickstart from it:
 #   .venv/bin/python tools/train.py configs/bevformer/pretrain/perspective_pretrain_quickstart_synthetic.py
-#   .venv/bin/python tools/train.py configs/bevformer/bevformer_quickstart_synthetic_persp.py \
-#       --cfg-options pretrained=work_dirs/perspective_pretrain_quickstart_synthetic/iter_600.pth
+#   CKPT=work_dirs/perspective_pretrain_quickstart_synthetic/iter_600.pth
+#   .venv/bin/python tools/train.py configs/bevformer/bevformer_quickstart_synthetic.py \
+#       --cfg-options model.img_backbone.init_cfg.checkpoint=$CKPT \
+#       model.img_neck.init_cfg.checkpoint=$CKPT
+# (checkpoints/README.md: how the shipped quickstart_perspective_backbone-*.pth was made.)
 _base_ = '../bevformer_quickstart_synthetic.py'
 
 model = dict(
     _delete_=True,
     type='PerspectivePretrainer',
     data_preprocessor=_base_.model.data_preprocessor,
-    img_backbone=_base_.model.img_backbone,
-    img_neck=_base_.model.img_neck,
+    # the quickstart's backbone and neck, trained from scratch here (the quickstart freezes
+    # them and loads what this stage produces)
+    img_backbone=dict(_base_.model.img_backbone, frozen_stages=-1, norm_eval=False,
+                      init_cfg=None),
+    img_neck=dict(_base_.model.img_neck, init_cfg=None),
     perspective_head=dict(type='PerspectiveHead', in_channels=_base_.embed_dims,
                           num_classes=10, feat_channels=64, in_level=0))
 

@@ -120,14 +120,16 @@ def test_loss_and_backward_batch_2_queue_3(cfg):
     data = batch_of(ds, [2, 3], model, training=True)
     assert data['inputs']['img'].shape[:2] == (2, 3)
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert {'loss_cls', 'loss_bbox', 'd0.loss_cls', 'd0.loss_bbox'} <= set(losses)
+    assert {'loss_cls', 'loss_bbox', 'd0.loss_cls', 'd0.loss_bbox', 'loss_heatmap'} <= set(losses)
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
-    # The current frame's path trains the backbone, encoder and head; the history frames
-    # are encoded without gradients, so nothing else should be needed.
+    # The current frame's path trains the backbone, encoder and head (the queries come from
+    # the BEV heatmap, as in the quickstart); the history frames are encoded without
+    # gradients, so nothing else should be needed.
     for name in ('img_backbone.conv1.weight', 'bev_encoder.bev_embedding.weight',
-                 'heads.det.query_embedding.weight'):
+                 'heads.det.query_init.heatmap_head.1.weight',
+                 'heads.det.query_init.pos_embedding.0.weight'):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
 
