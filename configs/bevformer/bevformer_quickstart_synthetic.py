@@ -58,9 +58,9 @@ val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
 
 # A short iteration-based schedule: AdamW 2e-3 (the backbone is frozen, so no backbone
-# multiplier; 2e-3 beat 1e-3 at 600 iterations), warm-up then cosine; 650 iterations fit the
+# multiplier; 2e-3 beat 1e-3 at 600 iterations), warm-up then cosine; 600 iterations fit the
 # quickstart (data, training, test, pictures) in 10 minutes on an idle 2-core machine.
-max_iters = 650
+max_iters = 600
 optim_wrapper = dict(
     optimizer=dict(lr=2e-3, weight_decay=0.01),
     paramwise_cfg=dict(_delete_=True, custom_keys=dict()))
@@ -75,7 +75,7 @@ default_hooks = dict(
     visualization=dict(type='BEVVisualizationHook'),
     # validation metrics logged at the iteration (TensorBoard / analyze_logs curves), not epoch 0
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=325, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=300, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 load_from = None
 # a fixed seed: two runs of the quickstart give the same model (--cfg-options randomness.seed=N
