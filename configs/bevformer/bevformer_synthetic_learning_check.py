@@ -14,11 +14,13 @@ val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_v
                      version='v1.0-trainval')
 test_evaluator = val_evaluator
 
-max_iters = 1200
+# ~0.8 s a step with the quickstart's recipe (frozen pretrained backbone, bf16 where native) on
+# an idle 2-core machine: 4000 steps are about 55 minutes
+max_iters = 4000
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
          eta_min_ratio=1e-2)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=400)
-default_hooks = dict(checkpoint=dict(interval=200))
+train_cfg = dict(max_iters=max_iters, val_interval=1000)
+default_hooks = dict(checkpoint=dict(interval=1000))
