@@ -169,8 +169,11 @@ class BEVFormerHead(BaseBEVHead):
             query_init = dict(query_init)
             for key, value in (('embed_dims', embed_dims), ('num_classes', num_classes),
                                ('num_proposals', num_query), ('bev_h', self.bev_h),
-                               ('bev_w', self.bev_w), ('pc_range', self.pc_range.tolist())):
-                if query_init.setdefault(key, value) != value:
+                               ('bev_w', self.bev_w), ('pc_range', [float(v) for v in pc_range])):
+                # compared as float32, as the head keeps pc_range
+                if not torch.equal(torch.tensor(query_init.setdefault(key, value),
+                                                dtype=torch.float32),
+                                   torch.tensor(value, dtype=torch.float32)):
                     raise ValueError(f'BEVFormerHead: query_init.{key} = {query_init[key]} '
                                      f'differs from the head\'s {value}; leave it out')
             query_init.setdefault('type', 'BEVHeatmapQueries')

@@ -122,6 +122,9 @@ def test_head_adds_heatmap_loss_and_learns_to_propose_the_object():
 def test_config_errors_name_the_value():
     with pytest.raises(ValueError, match='query_init.num_proposals = 7 differs'):
         build_head(query_init=dict(num_proposals=7))
+    with pytest.raises(ValueError, match=r'query_init.pc_range = \[-50.0'):
+        build_head(query_init=dict(pc_range=[-50.0, -50.0, -5.0, 50.0, 50.0, 3.0]))
+    build_head(query_init=dict(pc_range=list(PC_RANGE), bev_h=BEV_H))  # the same values pass
     with pytest.raises(ValueError, match='nms_kernel_size must be odd'):
         build_queries(nms_kernel_size=2)
     with pytest.raises(ValueError, match=r'num_proposals must be in \[1, .* = 640\], got 641'):
