@@ -22,13 +22,17 @@ if [ "${AMP:-auto}" = 1 ] || { [ "${AMP:-auto}" = auto ] && grep -qsE 'avx512_bf
   AMP_ARGS=(--amp)
 fi
 
-if [ ! -f "$DATA_ROOT/v1.0-mini/sample.json" ]; then
-  say "generating the synthetic nuScenes dataroot in $DATA_ROOT"
+# 50 scenes in the v1.0-trainval layout (40 train / 10 val, 480 / 120 samples; about a minute).
+# A dataroot of an earlier quickstart (v1.0-mini, 8 training scenes) is regenerated beside it:
+# its info files are rewritten.
+if [ ! -f "$DATA_ROOT/v1.0-trainval/sample.json" ]; then
+  say "generating the synthetic nuScenes dataroot in $DATA_ROOT (50 scenes)"
   "$PY" tools/create_synthetic_nuscenes.py --root "$DATA_ROOT"
+  rm -f "$DATA_ROOT/nuscenes_infos_train.pkl" "$DATA_ROOT/nuscenes_infos_val.pkl"
 fi
 if [ ! -f "$DATA_ROOT/nuscenes_infos_val.pkl" ]; then
   say "writing the info files"
-  "$PY" tools/create_data.py nuscenes --root-path "$DATA_ROOT" --version v1.0-mini \
+  "$PY" tools/create_data.py nuscenes --root-path "$DATA_ROOT" --version v1.0-trainval \
       --out-dir "$DATA_ROOT"
 fi
 

@@ -3,6 +3,7 @@
 _base_ = './bevformer_quickstart_synthetic_det_seg.py'
 
 model = dict(
+    perspective_head=None,  # box supervision on the images: a detection recipe
     heads=dict(_delete_=True, seg={{_base_.model.heads.seg}}),
     head_loss_weights=dict(_delete_=True, seg=1.0))
 val_evaluator = dict(_delete_=True, type='BEVSegMetric', classes={{_base_.seg_classes}})

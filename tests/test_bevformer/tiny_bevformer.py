@@ -16,6 +16,8 @@ def tiny_cfg(data_root: str) -> Config:
         'model.img_backbone.stem_channels': 8,
         'model.img_neck.in_channels': [32, 64],
         'model.img_neck.out_channels': dims,
+        'model.perspective_head.in_channels': dims,
+        'model.perspective_head.feat_channels': 16,
         # the shipped pretrained backbone has the quickstart's widths: start from random ones,
         # and train them (the gradients reach the images' features in these tests)
         'model.img_backbone.init_cfg': None,
@@ -38,4 +40,5 @@ def tiny_cfg(data_root: str) -> Config:
     for ev in ('val_evaluator', 'test_evaluator'):
         cfg[ev].data_root = data_root
         cfg[ev].ann_file = osp.join(data_root, 'nuscenes_infos_val.pkl')
+        cfg[ev].version = 'v1.0-mini'  # the test dataroots are mini-sized
     return cfg

@@ -43,7 +43,8 @@ def test_convert_then_test_on_the_synthetic_dataroot(tmp_path):
     make_synthetic_dataroot(root, num_scenes=2, frames_per_scene=3)
     opts = [f'test_dataloader.dataset.data_root={root}/',
             f'test_evaluator.data_root={root}/',
-            f'test_evaluator.ann_file={root}/nuscenes_infos_val.pkl']
+            f'test_evaluator.ann_file={root}/nuscenes_infos_val.pkl',
+            'test_evaluator.version=v1.0-mini']
     out = _run(['tools/test.py', PARITY_CONFIG, dst, '--work-dir', str(tmp_path / 'work'),
                 '--cfg-options'] + opts)
     assert 'NuScenes/NDS' in out

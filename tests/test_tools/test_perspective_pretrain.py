@@ -17,6 +17,7 @@ from tests.test_bevformer.bev_data_helpers import make_synthetic_dataroot
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN = 'configs/bevformer/pretrain/perspective_pretrain_quickstart_synthetic.py'
 FROM_PRETRAINED = 'configs/bevformer/bevformer_quickstart_synthetic.py'
+FROZEN = 'configs/bevformer/ablations/quickstart_frozen_backbone.py'
 
 
 def test_pretrain_then_start_bevformer_from_it(tmp_path):
@@ -52,7 +53,8 @@ def test_pretrain_then_start_bevformer_from_it(tmp_path):
 
 def test_quickstart_starts_from_the_shipped_backbone():
     """The default quickstart loads checkpoints/quickstart_perspective_backbone-*.pth (float16
-    on disk) into its frozen backbone and neck, from any working directory."""
+    on disk) into its backbone and neck, from any working directory; both train on, with the
+    perspective head on the image features; the frozen ablation freezes the backbone."""
     init_default_scope('mmdet')
     cfg = Config.fromfile(osp.join(REPO, FROM_PRETRAINED))
     path = cfg.model.img_backbone.init_cfg.checkpoint
@@ -65,6 +67,18 @@ def test_quickstart_starts_from_the_shipped_backbone():
     for key, value in shipped.items():
         assert torch.equal(ours[key], value.to(ours[key].dtype)), key
     model.train()
+    assert all(p.requires_grad for p in model.img_backbone.parameters())
+    assert model.img_backbone.layer4[0].bn1.training
+    assert all(p.requires_grad for p in model.img_neck.parameters())
+    assert model.perspective_head is not None
+
+    frozen = Config.fromfile(osp.join(REPO, FROZEN))
+    model = MODELS.build(frozen.model)
+    model.init_weights()
+    for key, value in shipped.items():
+        assert torch.equal(model.state_dict()[key], value.to(ours[key].dtype)), key
+    model.train()
     assert not any(p.requires_grad for p in model.img_backbone.parameters())
     assert not model.img_backbone.layer4[0].bn1.training  # norm_eval: frozen statistics
     assert all(p.requires_grad for p in model.img_neck.parameters())
+    assert getattr(model, 'perspective_head', None) is None

@@ -13,13 +13,12 @@ model = dict(
     _delete_=True,
     type='PerspectivePretrainer',
     data_preprocessor=_base_.model.data_preprocessor,
-    # the quickstart's backbone and neck, trained from scratch here (the quickstart freezes
-    # them and loads what this stage produces)
+    # the quickstart's backbone and neck, trained from scratch here (the quickstart starts
+    # from what this stage produces)
     img_backbone=dict(_base_.model.img_backbone, frozen_stages=-1, norm_eval=False,
                       init_cfg=None),
     img_neck=dict(_base_.model.img_neck, init_cfg=None),
-    perspective_head=dict(type='PerspectiveHead', in_channels=_base_.embed_dims,
-                          num_classes=10, feat_channels=64, in_level=0))
+    perspective_head=_base_.model.perspective_head)
 
 # Single frames, more of them per step (no BEV encoder to pay for). AdamW 1e-3, stated here:
 # the shipped backbone (checkpoints/README.md) was trained with it, whatever the quickstart's

@@ -273,3 +273,19 @@ def test_synthetic_dataroot_round_trip(tmp_path):
                                  test_mode=True, pipeline=cfg.test_pipeline)
     flags = [test_ds[i]['data_samples'].prev_exists for i in range(len(test_ds))]
     assert flags == [False, True, True]
+
+
+def test_synthetic_defaults_agree_with_the_quickstart_config():
+    """The generator's default dataroot, quickstart.sh and the synthetic dataset config name
+    the same release layout, and the default has enough training scenes not to be memorised."""
+    import re
+
+    from tools.create_synthetic_nuscenes import parse_args
+    args = parse_args(['--root', 'unused'])
+    cfg = Config.fromfile('configs/_base_/datasets/nuscenes_synthetic.py')
+    assert cfg.val_evaluator.version == cfg.test_evaluator.version == args.version
+    script = open('tools/quickstart.sh').read()
+    assert re.findall(r'--version (\S+)', script) == [args.version]
+    assert f'{args.version}/sample.json' in script
+    num_val = args.num_val_scenes or round(args.num_scenes * 0.2)
+    assert args.num_scenes - num_val >= 40
