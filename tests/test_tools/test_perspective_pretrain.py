@@ -75,8 +75,9 @@ def test_quickstart_starts_from_the_shipped_backbone():
     frozen = Config.fromfile(osp.join(REPO, FROZEN))
     model = MODELS.build(frozen.model)
     model.init_weights()
+    frozen_state = model.state_dict()
     for key, value in shipped.items():
-        assert torch.equal(model.state_dict()[key], value.to(ours[key].dtype)), key
+        assert torch.equal(frozen_state[key], value.to(frozen_state[key].dtype)), key
     model.train()
     assert not any(p.requires_grad for p in model.img_backbone.parameters())
     assert not model.img_backbone.layer4[0].bn1.training  # norm_eval: frozen statistics

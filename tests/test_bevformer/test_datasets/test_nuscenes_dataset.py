@@ -287,5 +287,7 @@ def test_synthetic_defaults_agree_with_the_quickstart_config():
     script = open('tools/quickstart.sh').read()
     assert re.findall(r'--version (\S+)', script) == [args.version]
     assert f'{args.version}/sample.json' in script
-    num_val = args.num_val_scenes or round(args.num_scenes * 0.2)
-    assert args.num_scenes - num_val >= 40
+    from projects.bevformer.synthetic.scenes import scene_names
+    splits = [split for _, split in scene_names(args.version, args.num_scenes,
+                                                args.num_val_scenes)]
+    assert splits.count('train') >= 40 and splits.count('val') >= 10
