@@ -43,7 +43,17 @@ DATA_OPTS=(train_dataloader.dataset.data_root="$DATA_ROOT/" val_dataloader.datas
            test_evaluator.data_root="$DATA_ROOT/" test_evaluator.ann_file="$DATA_ROOT/nuscenes_infos_val.pkl")
 
 say "training $CONFIG -> $WORK_DIR"
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --resume ${AMP_ARGS[@]+"${AMP_ARGS[@]}"} --cfg-options "${DATA_OPTS[@]}" "$@"
+RESUMING=0
+[ -f "$WORK_DIR/last_checkpoint" ] && RESUMING=1
+if ! "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --resume ${AMP_ARGS[@]+"${AMP_ARGS[@]}"} --cfg-options "${DATA_OPTS[@]}" "$@"; then
+  if [ "$RESUMING" = 1 ]; then
+    # e.g. the work dir of an earlier quickstart version, whose model differs: not a case for
+    # --partial-load, which would train on from mismatched weights
+    say "training failed while resuming $(cat "$WORK_DIR/last_checkpoint"); if that run is of" \
+        "another config or quickstart version, move $WORK_DIR away (or set WORK_DIR=...) to start afresh"
+  fi
+  exit 1
+fi
 CKPT=$(cat "$WORK_DIR/last_checkpoint")
 
 say "testing $CKPT"
