@@ -44,6 +44,9 @@ model = dict(
     # and depth from the 3D boxes projected with lidar2img, on the stride-16 FPN level
     perspective_head=dict(type='PerspectiveHead', in_channels=embed_dims, num_classes=10,
                           feat_channels=64, in_level=0),
+    # NHWC images: the CPU convolutions / pooling run in oneDNN's native layout (the training
+    # step measured 1.1-1.9x faster, same model; BEVFormer.img_channels_last)
+    img_channels_last=True,
     bev_encoder=dict(
         bev_h=32, bev_w=32, embed_dims=embed_dims, num_feature_levels=2, num_layers=2,
         layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
@@ -64,9 +67,10 @@ val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
 
 # A short iteration-based schedule: AdamW 2e-3 for the whole model (2e-3 beat 1e-3 at 600
-# iterations), warm-up then cosine; 500 iterations fit the quickstart (data, training, test,
+# iterations), warm-up then cosine; 700 iterations (about 0.55 s each with the compiled
+# deformable-attention kernel and NHWC images) fit the quickstart (data, training, test,
 # pictures) in about 10 minutes on an idle 2-core machine.
-max_iters = 500
+max_iters = 700
 optim_wrapper = dict(
     optimizer=dict(lr=2e-3, weight_decay=0.01),
     paramwise_cfg=dict(_delete_=True, custom_keys=dict()))
@@ -81,7 +85,7 @@ default_hooks = dict(
     visualization=dict(type='BEVVisualizationHook'),
     # validation metrics logged at the iteration (TensorBoard / analyze_logs curves), not epoch 0
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=350, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 load_from = None
 # a fixed seed: two runs of the quickstart give the same model (--cfg-options randomness.seed=N

@@ -4,7 +4,8 @@ Compares, per shape, forward (under ``torch.no_grad``) and forward + backward
 (gradients of value, locations and weights):
 
 - CPU: ``mmcv.ops.multi_scale_deformable_attn_pytorch`` (grid_sample reference)
-  vs ours (``projects.deformable_detr.ops.multi_scale_deformable_attn``).
+  vs ours (``projects.deformable_detr.ops.multi_scale_deformable_attn``: the compiled CPU
+  kernel) and our kernel-free PyTorch op (its fallback, ``BEVFORMER_MSDA_CPU=pytorch``).
 - ``--device cuda`` (when available): the same reference on CUDA, ours (which
   dispatches to mmcv's CUDA kernel) and our PyTorch op forced onto CUDA.
 
@@ -80,6 +81,8 @@ def implementations(device: str) -> Dict[str, Callable]:
     from projects.deformable_detr.ops.multi_scale_deform_attn import _MSDeformAttnPyTorch
     impls = {'mmcv_ref': lambda v, s, i, l, w: multi_scale_deformable_attn_pytorch(v, s, l, w),
              'ours': multi_scale_deformable_attn}
+    if device == 'cpu':  # the kernel-free op that ``ours`` falls back to without a compiler
+        impls['ours_pytorch_op'] = _MSDeformAttnPyTorch.apply
     if device == 'cuda':
         impls['ours_pytorch_on_cuda'] = _MSDeformAttnPyTorch.apply
     return impls

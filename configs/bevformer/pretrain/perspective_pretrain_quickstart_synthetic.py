@@ -18,7 +18,8 @@ model = dict(
     img_backbone=dict(_base_.model.img_backbone, frozen_stages=-1, norm_eval=False,
                       init_cfg=None),
     img_neck=dict(_base_.model.img_neck, init_cfg=None),
-    perspective_head=_base_.model.perspective_head)
+    perspective_head=_base_.model.perspective_head,
+    img_channels_last=_base_.model.img_channels_last)
 
 # Single frames, more of them per step (no BEV encoder to pay for). AdamW 1e-3, stated here:
 # the shipped backbone (checkpoints/README.md) was trained with it, whatever the quickstart's

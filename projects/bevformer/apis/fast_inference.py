@@ -19,6 +19,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
+from projects.bevformer.models.detectors.multiview_features import MultiViewFeaturesMixin
+
 IMAGE_MODULES = ('img_backbone', 'img_neck')
 
 
@@ -57,7 +59,10 @@ def optimize_for_cpu_inference(model: nn.Module, fuse_conv_bn: bool = False,
         if channels_last:
             module.to(memory_format=torch.channels_last)
     if channels_last and getattr(inner, 'img_backbone', None) is not None:
-        inner.img_backbone.register_forward_pre_hook(_channels_last_input)
+        if isinstance(inner, MultiViewFeaturesMixin):
+            inner.img_channels_last = True  # the images' layout, as in training
+        else:
+            inner.img_backbone.register_forward_pre_hook(_channels_last_input)
     return model
 
 

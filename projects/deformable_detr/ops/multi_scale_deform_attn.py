@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .cpu_kernel import load_cpu_kernel
+
 # Corner entries (samples x 4) processed at once; bounds the temporary memory
 # (~50 bytes per entry) on big shapes like BEVFormer's spatial cross-attention.
 _MAX_BLOCK_ENTRIES = 1 << 22
@@ -134,6 +136,9 @@ def multi_scale_deformable_attn(value: Tensor,
             value, spatial_shapes, level_start_index,
             sampling_locations.to(value.dtype), attention_weights.to(value.dtype),
             _im2col_step_for(value.shape[0], im2col_step))
+    if value.device.type == 'cpu' and load_cpu_kernel() is not None:
+        return _MSDeformAttnCpuKernel.apply(value, spatial_shapes, level_start_index,
+                                            sampling_locations, attention_weights)
     return _MSDeformAttnPyTorch.apply(value, spatial_shapes, level_start_index,
                                       sampling_locations, attention_weights)
 
@@ -312,15 +317,22 @@ def _padded_value_grad(plan: Dict[str, Tensor], grad_out: Tensor, levels: _Level
     return grad
 
 
+def _save_inputs(ctx, *inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Forward preamble of both CPU Functions: save the inputs only (indices and weights are
+    recomputed in backward), return value / locations / weights in the compute dtype."""
+    ctx.save_for_backward(*inputs)
+    value, _, _, sampling_locations, attention_weights = inputs
+    return _compute_dtype(value, sampling_locations, attention_weights)
+
+
 class _MSDeformAttnPyTorch(torch.autograd.Function):
     """Our PyTorch op with a hand-written backward; inputs only are saved."""
 
     @staticmethod
     def forward(ctx, value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
                 sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
-        ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations,
-                              attention_weights)
-        v, loc, aw = _compute_dtype(value, sampling_locations, attention_weights)
+        v, loc, aw = _save_inputs(ctx, value, spatial_shapes, level_start_index,
+                                  sampling_locations, attention_weights)
         bs, num_value, num_heads, head_dims = v.shape
         num_query = loc.shape[1]
         levels = _Levels(spatial_shapes, level_start_index, num_value)
@@ -394,6 +406,30 @@ class _MSDeformAttnPyTorch(torch.autograd.Function):
 
         return (cast(grad_v, value), None, None, cast(grad_loc, sampling_locations),
                 cast(grad_aw, attention_weights))
+
+
+class _MSDeformAttnCpuKernel(torch.autograd.Function):
+    """The compiled CPU kernel (``csrc/ms_deform_attn_cpu.cpp``); inputs only are saved."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
+                sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
+        v, loc, aw = (t.contiguous() for t in _save_inputs(
+            ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights))
+        out = load_cpu_kernel().forward(v, spatial_shapes, level_start_index, loc, aw)
+        return out.view(v.shape[0], loc.shape[1], -1).to(value.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        inputs = ctx.saved_tensors  # value, spatial_shapes, level_start_index, loc, weights
+        need = [ctx.needs_input_grad[i] for i in (0, 3, 4)]
+        v, loc, aw = (t.contiguous() for t in _compute_dtype(inputs[0], inputs[3], inputs[4]))
+        grads = load_cpu_kernel().backward(v, inputs[1], inputs[2], loc, aw,
+                                           grad_output.to(v.dtype).contiguous(), *need)
+        grad_v, grad_loc, grad_aw = (g.to(x.dtype) if n else None
+                                     for g, x, n in zip(grads, (inputs[0], inputs[3], inputs[4]),
+                                                        need))
+        return grad_v, None, None, grad_loc, grad_aw
 
 
 def _write_value_grad(grad_v: Tensor, gv_blk: Tensor, b0: int, b1: int, m0: int, m1: int) -> None:

@@ -1,7 +1,9 @@
 """Our multi-scale deformable attention against mmcv's PyTorch reference.
 
 mmcv's ``multi_scale_deformable_attn_pytorch`` (grid_sample based) is the ground
-truth for output and for the gradients of value, locations and weights.
+truth for output and for the gradients of value, locations and weights. Every test runs on
+both CPU paths: the compiled kernel (``csrc/ms_deform_attn_cpu.cpp``) and the kernel-free
+PyTorch op (``BEVFORMER_MSDA_CPU=pytorch``).
 """
 from typing import List, Tuple
 
@@ -10,7 +12,20 @@ import torch
 from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
 from projects.deformable_detr.ops import multi_scale_deformable_attn
+from projects.deformable_detr.ops import cpu_kernel
 from projects.deformable_detr.ops import multi_scale_deform_attn as msda_module
+
+
+@pytest.fixture(autouse=True, params=['kernel', 'pytorch'])
+def cpu_path(request, monkeypatch) -> str:
+    """Each test once through the compiled CPU kernel and once through the PyTorch op."""
+    if request.param == 'pytorch':
+        monkeypatch.setenv(cpu_kernel.ENV_VAR, 'pytorch')
+    else:
+        monkeypatch.delenv(cpu_kernel.ENV_VAR, raising=False)
+        # the kernel must build where the test suite runs (tools/setup.sh installs g++ / ninja)
+        assert cpu_kernel.load_cpu_kernel() is not None, cpu_kernel._state['error']
+    return request.param
 
 
 def make_inputs(bs: int, num_query: int, shapes: List[Tuple[int, int]], num_heads: int = 2,
@@ -109,8 +124,9 @@ def test_batch_of_two_equals_two_single_runs():
 
 
 @pytest.mark.parametrize('max_entries', [300, 1000])
-def test_blocked_processing_matches(monkeypatch, max_entries):
-    """Small block budgets force head-split (300) and batch-split (1000) blocks."""
+def test_blocked_processing_matches(monkeypatch, max_entries, cpu_path):
+    """Small block budgets force head-split (300) and batch-split (1000) blocks (the
+    PyTorch op's blocks; the kernel has none)."""
     inputs = make_inputs(3, 10, [(5, 6), (2, 3)], num_heads=4, num_points=3)
     monkeypatch.setattr(msda_module, '_MAX_BLOCK_ENTRIES', max_entries)
     blocks = msda_module._blocks(3, 4, 10 * 2 * 3 * 4)
@@ -155,14 +171,43 @@ def test_bad_shapes_raise_with_names():
         multi_scale_deformable_attn(value[0], shapes, starts, loc, weights)
 
 
-def test_cpu_tensors_take_our_path(monkeypatch):
+def test_cpu_tensors_take_our_path(monkeypatch, cpu_path):
     value, shapes, starts, loc, weights = make_inputs(1, 4, [(3, 3)])
     assert not msda_module._use_mmcv_cuda_kernel(value)
-    called = []
-    monkeypatch.setattr(msda_module._MSDeformAttnPyTorch, 'apply',
-                        lambda *args: called.append(args) or torch.zeros(1))
+    called = {}
+    for name in ('_MSDeformAttnCpuKernel', '_MSDeformAttnPyTorch'):
+        monkeypatch.setattr(getattr(msda_module, name), 'apply',
+                            lambda *args, name=name: called.setdefault(name, args) and None)
     multi_scale_deformable_attn(value, shapes, starts, loc, weights)
-    assert len(called) == 1
+    expected = '_MSDeformAttnCpuKernel' if cpu_path == 'kernel' else '_MSDeformAttnPyTorch'
+    assert list(called) == [expected]
+
+
+def test_kernel_build_failure_falls_back_with_a_warning(monkeypatch, cpu_path):
+    """No compiler: one warning naming the source and the reason, then the PyTorch op."""
+    if cpu_path == 'pytorch':
+        pytest.skip('about the kernel path')
+    monkeypatch.setattr(cpu_kernel, '_state', {'loaded': False, 'module': None, 'error': None})
+
+    def no_compiler(verbose=False):
+        raise RuntimeError('g++: command not found')
+
+    monkeypatch.setattr(cpu_kernel, 'build_kernel', no_compiler)
+    inputs = make_inputs(1, 4, [(3, 3)])
+    with pytest.warns(UserWarning, match=r'ms_deform_attn_cpu\.cpp.*g\+\+: command not found'):
+        out = multi_scale_deformable_attn(*inputs)
+    ref = multi_scale_deformable_attn_pytorch(inputs[0], inputs[1], inputs[3], inputs[4])
+    assert_rel_close(out, ref)
+    assert cpu_kernel.load_cpu_kernel() is None  # remembered: no rebuild per call
+
+
+def test_nan_location_gives_nan_output(cpu_path):
+    """A NaN sampling location is visible in the output (as in mmcv), not silently zero."""
+    value, shapes, starts, loc, weights = make_inputs(1, 3, [(4, 4)], num_points=2)
+    loc[0, 1, 0, 0, 0, 0] = float('nan')
+    out = multi_scale_deformable_attn(value, shapes, starts, loc, weights)
+    assert torch.isnan(out[0, 1, :4]).all()  # query 1, head 0
+    assert torch.isfinite(out[0, 0]).all() and torch.isfinite(out[0, 1, 4:]).all()
 
 
 def test_cuda_dispatch_calls_mmcv_kernel(monkeypatch):

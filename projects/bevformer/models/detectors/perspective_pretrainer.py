@@ -28,6 +28,7 @@ class PerspectivePretrainer(MultiViewFeaturesMixin, BaseDetector):
         img_neck (dict, optional): neck (same config as the BEVFormer it initialises).
         use_grid_mask (bool): GridMask on the images in training.
         grid_mask (dict): GridMask arguments.
+        img_channels_last (bool): images enter the backbone in NHWC memory order (as BEVFormer's).
         data_preprocessor (dict): ``BEVDataPreprocessor`` (inputs as for BEVFormer; only the
             current frame is used).
     """
@@ -38,9 +39,11 @@ class PerspectivePretrainer(MultiViewFeaturesMixin, BaseDetector):
                  img_neck: OptConfigType = None,
                  use_grid_mask: bool = False,
                  grid_mask: OptConfigType = None,
+                 img_channels_last: bool = False,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.img_channels_last = img_channels_last
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck) if img_neck is not None else None
         self.perspective_head = MODELS.build(perspective_head)

@@ -134,6 +134,41 @@ def test_loss_and_backward_batch_2_queue_3(cfg):
         assert grad is not None and grad.abs().sum() > 0, name
 
 
+def test_img_channels_last_trains_the_same_model(cfg):
+    """``img_channels_last=True`` changes only the memory order of the images: in float64
+    (exact arithmetic up to 1e-12) the image features and every backbone / neck gradient
+    equal the NCHW run's; the whole loss runs (float32, the default layout of the rest)."""
+    ds = train_dataset(cfg, queue_length=2)
+    runs = []
+    for channels_last in (False, True):
+        c = copy.deepcopy(cfg)
+        c.model.img_channels_last = channels_last
+        model = build_model(c).train().double()
+        model.grid_mask = None
+        data = batch_of(ds, [2, 3], model, training=True)
+        imgs = data['inputs']['img'][:, -1].double()
+        feats = model.extract_img_feat(imgs)
+        sum((f * torch.linspace(-1, 1, f.numel(), dtype=f.dtype).view_as(f)).sum()
+            for f in feats).backward()
+        runs.append(([f.detach() for f in feats],
+                     {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    (feats_a, grads_a), (feats_b, grads_b) = runs
+    for a, b in zip(feats_a, feats_b):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    assert grads_a.keys() == grads_b.keys() and any(k.startswith('img_neck') for k in grads_a)
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-9, atol=1e-9,
+                                   msg=name)
+    c = copy.deepcopy(cfg)
+    c.model.img_channels_last = True
+    model = build_model(c).train()
+    data = batch_of(ds, [2, 3], model, training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert torch.isfinite(total) and model.img_backbone.conv1.weight.grad.abs().sum() > 0
+
+
 def test_bf16_autocast_forward_on_cpu(cfg):
     model = build_model(cfg).train()
     data = batch_of(train_dataset(cfg, queue_length=2), [2], model, training=True)
