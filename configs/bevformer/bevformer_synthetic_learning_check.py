@@ -16,13 +16,14 @@ val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_v
                      version='v1.0-trainval')
 test_evaluator = val_evaluator
 
-# 0.8-1 s a step with the quickstart's recipe (bf16 where native) on an idle 2-core machine:
-# 2500 steps and three validations took 40 min 35 s
-max_iters = 2500
+# 4500 steps (~3 passes over the 1440 samples), validation every 1500; about 0.55 s a step with
+# the compiled deformable-attention kernel and NHWC images on an idle 2-core machine (0.8-1 s
+# before them: 2500 steps then took 40 min 35 s for NDS 0.259, mAP 0.162).
+max_iters = 4500
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
          eta_min_ratio=1e-2)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=1000)
-default_hooks = dict(checkpoint=dict(interval=1000))
+train_cfg = dict(max_iters=max_iters, val_interval=1500)
+default_hooks = dict(checkpoint=dict(interval=1500))
