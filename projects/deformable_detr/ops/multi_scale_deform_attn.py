@@ -1,4 +1,6 @@
-"""Multi-scale deformable attention: mmcv's CUDA kernel on CUDA, our own kernel-free op elsewhere.
+"""Multi-scale deformable attention: mmcv's CUDA kernel on CUDA; on CPU our compiled kernel
+(``csrc/ms_deform_attn_cpu.cpp``, see ``cpu_kernel.py``), or, where it cannot be built (or with
+``BEVFORMER_MSDA_CPU=pytorch``), the kernel-free PyTorch op described below.
 
 Semantics are those of mmcv's ``multi_scale_deformable_attn_pytorch``: each
 sampling location is bilinearly interpolated on its level exactly like
@@ -6,7 +8,8 @@ sampling location is bilinearly interpolated on its level exactly like
 (pixel coordinate ``loc * size - 0.5``; out-of-image corners read zero), the
 samples are weighted by the attention weights and summed over levels and points.
 
-How the CPU path works (and why it is faster / leaner than the grid_sample reference):
+How the kernel-free PyTorch op works (and why it is faster / leaner than the grid_sample
+reference; the compiled kernel does the same sums as plain loops, 2-3x faster again):
 
 - Each level of ``value`` is padded by one zero pixel on every side, so the 4
   bilinear corners of any point are valid rows (a corner outside the image
