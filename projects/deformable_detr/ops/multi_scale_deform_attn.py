@@ -83,10 +83,18 @@ def _check_inputs(value: Tensor, spatial_shapes: Tensor, level_start_index: Tens
                          f'got {tuple(level_start_index.shape)}')
     if spatial_shapes.is_cuda:
         return  # summing the shapes would sync the device on every call; the caller checks
-    total = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
+    sizes = spatial_shapes[:, 0] * spatial_shapes[:, 1]
+    total = int(sizes.sum())
     if total != num_value:
         raise ValueError(f'{where}: value has num_value={num_value} but spatial_shapes '
                          f'{spatial_shapes.tolist()} give sum(H*W)={total}')
+    # the CPU kernel reads level l at rows [start_l, start_l + H_l * W_l): a wrong start would
+    # read (and, in backward, write) outside the value
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    if not torch.equal(level_start_index.to(starts), starts):
+        raise ValueError(f'{where}: level_start_index {level_start_index.tolist()} is not the '
+                         f'start of each level of spatial_shapes {spatial_shapes.tolist()} '
+                         f'(expected {starts.tolist()})')
 
 
 def _use_mmcv_cuda_kernel(value: Tensor) -> bool:

@@ -27,13 +27,26 @@ struct Level {
   int64_t h, w, start;
 };
 
-std::vector<Level> levels_of(const at::Tensor& spatial_shapes, const at::Tensor& start_index) {
+// Level geometry; every level must lie inside the num_value rows (the loops do not bound-check
+// a level's rows, only the corners against the level's H and W).
+std::vector<Level> levels_of(const at::Tensor& spatial_shapes, const at::Tensor& start_index,
+                             int64_t num_value) {
+  TORCH_CHECK(spatial_shapes.dim() == 2 && spatial_shapes.size(1) == 2 &&
+                  start_index.dim() == 1 && start_index.size(0) == spatial_shapes.size(0),
+              "ms_deform_attn_cpu: spatial_shapes (num_levels, 2) and level_start_index "
+              "(num_levels,) expected, got ", spatial_shapes.sizes(), " and ", start_index.sizes());
   auto shapes = spatial_shapes.to(at::kLong).contiguous();
   auto starts = start_index.to(at::kLong).contiguous();
   const int64_t* s = shapes.data_ptr<int64_t>();
   const int64_t* st = starts.data_ptr<int64_t>();
   std::vector<Level> out;
-  for (int64_t l = 0; l < shapes.size(0); ++l) out.push_back({s[2 * l], s[2 * l + 1], st[l]});
+  for (int64_t l = 0; l < shapes.size(0); ++l) {
+    const Level lv{s[2 * l], s[2 * l + 1], st[l]};
+    TORCH_CHECK(lv.h > 0 && lv.w > 0 && lv.start >= 0 && lv.start + lv.h * lv.w <= num_value,
+                "ms_deform_attn_cpu: level ", l, " (H=", lv.h, ", W=", lv.w, ", start ",
+                lv.start, ") does not fit in the value's ", num_value, " rows");
+    out.push_back(lv);
+  }
   return out;
 }
 
@@ -208,9 +221,14 @@ void check(const at::Tensor& value, const at::Tensor& loc, const at::Tensor& aw)
   TORCH_CHECK(value.is_contiguous() && loc.is_contiguous() && aw.is_contiguous(),
               "ms_deform_attn_cpu: contiguous tensors expected");
   TORCH_CHECK(value.scalar_type() == loc.scalar_type() && value.scalar_type() == aw.scalar_type(),
-              "ms_deform_attn_cpu: value, loc and weights must share a dtype");
-  TORCH_CHECK(value.dim() == 4 && loc.dim() == 6 && aw.dim() == 5,
-              "ms_deform_attn_cpu: value (4-d), loc (6-d) and weights (5-d) expected");
+              "ms_deform_attn_cpu: value, loc and weights must share a dtype, got ",
+              value.scalar_type(), ", ", loc.scalar_type(), " and ", aw.scalar_type());
+  TORCH_CHECK(value.dim() == 4 && loc.dim() == 6 && aw.dim() == 5 && loc.size(0) == value.size(0) &&
+                  loc.size(2) == value.size(2) && loc.size(5) == 2 &&
+                  aw.sizes() == loc.sizes().slice(0, 5),
+              "ms_deform_attn_cpu: value (bs, num_value, num_heads, head_dims), loc (bs, "
+              "num_query, num_heads, num_levels, num_points, 2) and weights (loc without the "
+              "last dim) expected, got ", value.sizes(), ", ", loc.sizes(), " and ", aw.sizes());
 }
 
 }  // namespace
@@ -220,9 +238,9 @@ at::Tensor ms_deform_attn_forward(const at::Tensor& value, const at::Tensor& spa
                                   const at::Tensor& level_start_index, const at::Tensor& loc,
                                   const at::Tensor& aw) {
   check(value, loc, aw);
-  const auto levels = levels_of(spatial_shapes, level_start_index);
   const int64_t bs = value.size(0), num_value = value.size(1), num_heads = value.size(2),
                 head_dims = value.size(3), num_query = loc.size(1), num_points = loc.size(4);
+  const auto levels = levels_of(spatial_shapes, level_start_index, num_value);
   auto out = at::empty({bs, num_query, num_heads, head_dims}, value.options());
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_forward", [&] {
     auto run = [&](auto dims) {
@@ -243,11 +261,14 @@ std::vector<at::Tensor> ms_deform_attn_backward(const at::Tensor& value,
                                                 const at::Tensor& grad_out, bool need_value,
                                                 bool need_loc, bool need_weights) {
   check(value, loc, aw);
-  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == value.scalar_type(),
-              "ms_deform_attn_cpu: grad_out must be contiguous and of value's dtype");
-  const auto levels = levels_of(spatial_shapes, level_start_index);
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == value.scalar_type() &&
+                  grad_out.numel() == loc.size(0) * loc.size(1) * value.size(2) * value.size(3),
+              "ms_deform_attn_cpu: grad_out must be contiguous, of value's dtype and (bs, "
+              "num_query, num_heads * head_dims), got ", grad_out.sizes(), " ",
+              grad_out.scalar_type());
   const int64_t bs = value.size(0), num_value = value.size(1), num_heads = value.size(2),
                 head_dims = value.size(3), num_query = loc.size(1), num_points = loc.size(4);
+  const auto levels = levels_of(spatial_shapes, level_start_index, num_value);
   at::Tensor gv = need_value ? at::zeros_like(value) : at::Tensor();
   at::Tensor gl = need_loc ? at::empty_like(loc) : at::Tensor();
   at::Tensor ga = need_weights ? at::empty_like(aw) : at::Tensor();
