@@ -12,22 +12,14 @@ it up without changing what it computes beyond float rounding:
 Measured on the tiny config (6 x 480x800): outputs within 2e-6 of the default relative to
 the largest feature value (fp32); see README "Speed and deployment" for the timings.
 """
-from typing import Tuple
-
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from torch import Tensor, nn
+from torch import nn
 
 from projects.bevformer.models.detectors.multiview_features import MultiViewFeaturesMixin
 
 IMAGE_MODULES = ('img_backbone', 'img_neck')
-
-
-def _channels_last_input(module: nn.Module, args: Tuple) -> Tuple:
-    """Forward pre-hook: (N, 3, H, W) images in NHWC memory order."""
-    img: Tensor = args[0]
-    return (img.contiguous(memory_format=torch.channels_last), ) + tuple(args[1:])
 
 
 def optimize_for_cpu_inference(model: nn.Module, fuse_conv_bn: bool = False,
@@ -58,11 +50,8 @@ def optimize_for_cpu_inference(model: nn.Module, fuse_conv_bn: bool = False,
             fuse(module)
         if channels_last:
             module.to(memory_format=torch.channels_last)
-    if channels_last and getattr(inner, 'img_backbone', None) is not None:
-        if isinstance(inner, MultiViewFeaturesMixin):
-            inner.img_channels_last = True  # the images' layout, as in training
-        else:
-            inner.img_backbone.register_forward_pre_hook(_channels_last_input)
+    if channels_last and isinstance(inner, MultiViewFeaturesMixin):
+        inner.img_channels_last = True  # NHWC images, the detectors' own switch
     return model
 
 

@@ -147,7 +147,12 @@ def test_img_channels_last_trains_the_same_model(cfg):
         model.grid_mask = None
         data = batch_of(ds, [2, 3], model, training=True)
         imgs = data['inputs']['img'][:, -1].double()
+        seen = []  # the memory order the backbone receives
+        model.img_backbone.register_forward_pre_hook(
+            lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)
+                                        and not args[0].is_contiguous()))
         feats = model.extract_img_feat(imgs)
+        assert seen == [channels_last]
         sum((f * torch.linspace(-1, 1, f.numel(), dtype=f.dtype).view_as(f)).sum()
             for f in feats).backward()
         runs.append(([f.detach() for f in feats],
