@@ -47,16 +47,22 @@ model = dict(
     # NHWC images: the CPU convolutions / pooling run in oneDNN's native layout (the training
     # step measured 1.1-1.9x faster, same model; BEVFormer.img_channels_last)
     img_channels_last=True,
+    # No dropout in the encoder and decoder (the original's 0.1 regularises a 24-epoch run;
+    # in 700 steps it only slows learning: NDS / mAP 0.177 / 0.099 and 0.175 / 0.090 on seeds
+    # 0 / 1 against 0.165 / 0.069 and 0.158 / 0.055 with it)
     bev_encoder=dict(
         bev_h=32, bev_w=32, embed_dims=embed_dims, num_feature_levels=2, num_layers=2,
-        layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
+        layer_cfg=dict(self_attn_cfg=dict(dropout=0.0), cross_attn_cfg=dict(dropout=0.0),
+                       ffn_cfg=dict(feedforward_channels=2 * embed_dims, ffn_drop=0.0))),
     heads=dict(
         det=dict(
             num_query=200,
             query_init=dict(type='BEVHeatmapQueries'),
             decoder=dict(
                 num_layers=3,
-                layer_cfg=dict(ffn_cfg=dict(feedforward_channels=2 * embed_dims))),
+                layer_cfg=dict(self_attn_cfg=dict(dropout=0.0), cross_attn_cfg=dict(dropout=0.0),
+                               ffn_cfg=dict(feedforward_channels=2 * embed_dims,
+                                            ffn_drop=0.0))),
             bbox_coder=dict(max_num=100))))
 
 # Loading a sample takes ~15 ms: data workers would only compete with torch for the cores.

@@ -372,6 +372,30 @@ def test_encoder_runs_under_cpu_autocast(dtype):
     assert (out.float() - reference).abs().mean() < 0.05
 
 
+def test_encoder_gradients_under_bf16_autocast_follow_fp32():
+    """The bf16 training path (``--amp`` on a CPU with native bf16): every parameter's gradient
+    points where the fp32 one does and has its norm (measured: cosine >= 0.988, norm within 4.4 %;
+    bf16 keeps 8 mantissa bits, the sampling offsets' gradients pass through bilinear weights)."""
+    no_drop = dict(self_attn_cfg=dict(dropout=0.0), cross_attn_cfg=dict(dropout=0.0),
+                   ffn_cfg=dict(ffn_drop=0.0))
+    fp32 = tiny_encoder(**no_drop).train()
+    bf16 = tiny_encoder(**no_drop).train()
+    bf16.load_state_dict(fp32.state_dict())
+    inputs = encoder_inputs()
+    weight = torch.randn(fp32(**inputs).shape, generator=torch.Generator().manual_seed(3))
+    fp32.zero_grad()
+    (fp32(**inputs) * weight).sum().backward()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = bf16(**inputs)
+    (out.float() * weight).sum().backward()
+    for (name, p32), (_, p16) in zip(fp32.named_parameters(), bf16.named_parameters()):
+        if p32.grad is None or p32.grad.norm() == 0:
+            continue  # e.g. the TSA's value of a frame without history
+        g32, g16 = p32.grad.flatten(), p16.grad.float().flatten()
+        assert F.cosine_similarity(g32, g16, dim=0) > 0.98, name
+        assert abs(g16.norm() / g32.norm() - 1) < 0.08, name
+
+
 def test_encoder_input_errors_name_the_argument():
     encoder = tiny_encoder().eval()
     inputs = encoder_inputs()
