@@ -26,10 +26,14 @@ def load_tool(rel_path: str):
 
 @pytest.fixture(scope='session')
 def tiny_config(tiny_root, tmp_path_factory) -> str:
-    """The tiny BEVFormer (GridMask, dropout, random queue sampling as in the quickstart):
-    batch 2, 2-frame queue, 2 iterations, a checkpoint every 2."""
+    """The tiny BEVFormer (GridMask and random queue sampling as in the quickstart, and the
+    original's dropout 0.1, which the quickstart drops: resume must restore what it draws
+    from): batch 2, 2-frame queue, 2 iterations, a checkpoint every 2."""
     from tests.test_bevformer.tiny_bevformer import tiny_cfg
     cfg = tiny_cfg(tiny_root)
+    for layer_cfg in (cfg.model.bev_encoder.layer_cfg, cfg.model.heads.det.decoder.layer_cfg):
+        layer_cfg.self_attn_cfg.dropout = layer_cfg.cross_attn_cfg.dropout = 0.1
+        layer_cfg.ffn_cfg.ffn_drop = 0.1
     cfg.train_dataloader.batch_size = 2
     cfg.train_dataloader.dataset.queue_length = 2
     cfg.train_cfg.max_iters = 2
