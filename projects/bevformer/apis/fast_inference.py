@@ -30,7 +30,10 @@ def optimize_for_cpu_inference(model: nn.Module, fuse_conv_bn: bool = False,
         model (nn.Module): a detector in eval mode with its weights loaded (a wrapper such as
             DDP is unwrapped).
         fuse_conv_bn (bool): fold BatchNorm into the preceding convolutions.
-        channels_last (bool): NHWC weights and input images.
+        channels_last (bool): NHWC weights; NHWC input images too for the multi-view
+            detectors (``BEVFormer``, ``PerspectivePretrainer``: their ``img_channels_last``).
+            Other models (e.g. the 2D Deformable DETR) get NHWC weights only and oneDNN
+            reorders their NCHW images.
 
     Returns:
         nn.Module: ``model`` itself.
