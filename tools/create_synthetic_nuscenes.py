@@ -7,6 +7,7 @@ frames, 40 train / 10 val; then build the info files with tools/create_data.py):
         --version v1.0-trainval --out-dir data/nuscenes_synthetic
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -32,6 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--image-scale', type=float, default=0.2,
                         help='image size relative to 1600x900')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes rendering scenes in parallel (default: one per core); '
+                        'the dataroot does not depend on it')
     parser.add_argument('--quiet', action='store_true', help='no progress output')
     return parser.parse_args(argv)
 
@@ -42,7 +46,7 @@ def main(argv=None) -> None:
         args.root, num_scenes=args.num_scenes, frames_per_scene=args.frames_per_scene,
         objects_per_frame=args.objects_per_frame, image_scale=args.image_scale,
         seed=args.seed, version=args.version, num_val_scenes=args.num_val_scenes,
-        verbose=not args.quiet)
+        verbose=not args.quiet, workers=args.workers or os.cpu_count() or 1)
 
 
 if __name__ == '__main__':

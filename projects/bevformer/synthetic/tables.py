@@ -1,10 +1,12 @@
 """Writing the dataroot: the 13 nuScenes tables, images, LiDAR sweeps, CAN bus and layout."""
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import os.path as osp
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -45,7 +47,8 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
                                 num_val_scenes: Optional[int] = None,
                                 other_prob: float = 0.04, lidar_beams: int = 32,
                                 lidar_azimuth_steps: int = 1080, lidar_ground_keep: int = 4,
-                                jpeg_quality: int = 92, verbose: bool = True) -> dict:
+                                jpeg_quality: int = 92, verbose: bool = True,
+                                workers: int = 1) -> dict:
     """Write a synthetic nuScenes dataroot (see the module docstring).
 
     Args:
@@ -62,6 +65,8 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
             category (label -1 in the infos).
         lidar_beams, lidar_azimuth_steps (int): the simulated LiDAR's resolution.
         lidar_ground_keep (int): keep every n-th ground return (objects keep all).
+        workers (int): processes rendering scenes in parallel; the output does not depend on
+            it.
 
     Returns:
         dict: ``root``, ``version``, ``scenes`` (list of dicts with ``name``, ``split``,
@@ -112,119 +117,41 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
     # sensor noise: random crops of one fixed noise image
     noise = 0.012 * rng_master.standard_normal((height + 64, width + 64, 3), dtype=np.float32)
 
+    ctx = _SceneContext(
+        root=root, seed=seed, frames_per_scene=frames_per_scene,
+        objects_per_frame=objects_per_frame, other_prob=other_prob,
+        with_annotations=with_annotations, width=width, height=height,
+        intrinsics=intrinsics, sensor2ego=sensor2ego, cam_models=cam_models, noise=noise,
+        cat_token=cat_token, sensor_token=sensor_token, attr_token=attr_token,
+        lidar_beams=lidar_beams,
+        lidar_azimuth_steps=lidar_azimuth_steps, lidar_ground_keep=lidar_ground_keep,
+        jpeg_quality=jpeg_quality)
+    jobs = [(idx, name, split) for idx, (name, split) in enumerate(names)]
+    workers = max(1, min(int(workers), len(jobs)))
     layouts = {}
     summary_scenes = []
     num_ann = num_zero = 0
-    for idx, (scene_name, split) in enumerate(names):
-        rng = np.random.default_rng([seed, idx])
-        scene = Scene(idx, scene_name, split, frames_per_scene, objects_per_frame, rng,
-                      other_prob)
-        for j, obj in enumerate(scene.objects):
-            obj.token = make_token(seed, 'instance', scene_name, j)
-        ground = GroundTexture(scene.layout, rng)
-        log_token = make_token(seed, 'log', scene_name)
-        scene_token = make_token(seed, 'scene', scene_name)
-        logfile = f'n000-synthetic-{idx:04d}'
-        tables['log'].append(dict(token=log_token, logfile=logfile, vehicle='n000',
-                                  date_captured='2018-07-24', location='synthetic'))
-        layouts[scene_name] = dict(scene_token=scene_token, log_token=log_token,
-                                   **layout_to_json(scene.layout))
-        calib = {}
-        for c in channels:
-            calib[c] = make_token(seed, 'calibrated_sensor', scene_name, c)
-            tables['calibrated_sensor'].append(dict(
-                token=calib[c], sensor_token=sensor_token[c],
-                translation=list(RIG[c][0] if c != 'LIDAR_TOP' else LIDAR_TOP[0]),
-                rotation=list(RIG[c][1] if c != 'LIDAR_TOP' else LIDAR_TOP[1]),
-                camera_intrinsic=intrinsics[c].tolist() if c != 'LIDAR_TOP' else []))
-        sample_tokens = [make_token(seed, 'sample', scene_name, k) for k in range(frames_per_scene)]
-        ann_tokens: Dict[Tuple[int, int], str] = {}
-        for j, obj in enumerate(scene.objects):
-            for k in obj.frames:
-                ann_tokens[(j, k)] = make_token(seed, 'sample_annotation', scene_name, j, k)
-        prev_sd = {c: '' for c in channels}
-        sd_records = {c: [] for c in channels}
-        if verbose:
-            print(f'[synthetic nuScenes] {scene_name} ({split}): {len(scene.objects)} objects, '
-                  f'{frames_per_scene} frames', flush=True)
-        for k in range(frames_per_scene):
-            lidar_us = int(scene.frame_us[k])
-            tables['sample'].append(dict(
-                token=sample_tokens[k], timestamp=lidar_us, scene_token=scene_token,
-                prev=sample_tokens[k - 1] if k > 0 else '',
-                next=sample_tokens[k + 1] if k < frames_per_scene - 1 else ''))
-            visible = np.zeros(len(scene.objects), np.int64)
-            silhouette = np.zeros(len(scene.objects), np.int64)
-            for c in channels:
-                us = lidar_us + (CAMERA_TIME_OFFSETS_US[c] if c != 'LIDAR_TOP' else 0)
-                ex, ey, eyaw = scene.ego_pose(us)[0]
-                ego2global = pose_from_quat((ex, ey, 0.0), yaw_quat(eyaw))
-                sd_token = make_token(seed, 'sample_data', scene_name, k, c)
-                sensor2global = ego2global @ sensor2ego[c]
-                boxes = scene.boxes_at(us, frame=k)
-                if c == 'LIDAR_TOP':
-                    fname = f'samples/LIDAR_TOP/{logfile}__LIDAR_TOP__{us}.pcd.bin'
-                    points, counts = lidar_scan(scene, sensor2global, boxes, lidar_beams,
-                                                 lidar_azimuth_steps, 70.0, lidar_ground_keep)
-                    points.tofile(osp.join(root, fname))
-                    w_h = (0, 0)
-                    lidar_counts = counts
-                else:
-                    fname = f'samples/{c}/{logfile}__{c}__{us}.jpg'
-                    img = render_camera(scene, ground, cam_models[c], ego2global,
-                                         sensor2global, boxes, noise, rng, visible, silhouette)
-                    cv2.imwrite(osp.join(root, fname), img[..., ::-1],
-                                [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-                    w_h = (width, height)
-                tables['ego_pose'].append(dict(token=sd_token, timestamp=us,
-                                               rotation=yaw_quat(eyaw),
-                                               translation=[float(ex), float(ey), 0.0]))
-                rec = dict(token=sd_token, sample_token=sample_tokens[k], ego_pose_token=sd_token,
-                           calibrated_sensor_token=calib[c], timestamp=us,
-                           fileformat='pcd' if c == 'LIDAR_TOP' else 'jpg', is_key_frame=True,
-                           height=w_h[1], width=w_h[0], filename=fname, prev=prev_sd[c], next='')
-                if sd_records[c]:
-                    sd_records[c][-1]['next'] = sd_token
-                sd_records[c].append(rec)
-                prev_sd[c] = sd_token
-            if not with_annotations:
-                continue
-            lidar_us = int(scene.frame_us[k])
-            for j, box in scene.boxes_at(lidar_us, frame=k):
-                obj = scene.objects[j]
-                frames = obj.frames
-                pos = frames.index(k)
-                ratio = visible[j] / silhouette[j] if silhouette[j] else 0.0
-                vis = '1' if ratio < 0.4 else '2' if ratio < 0.6 else '3' if ratio < 0.8 else '4'
-                attr = obj.attribute()
-                tables['sample_annotation'].append(dict(
-                    token=ann_tokens[(j, k)], sample_token=sample_tokens[k],
-                    instance_token=obj.token, visibility_token=vis,
-                    attribute_tokens=[attr_token[attr]] if attr else [],
-                    translation=[float(box[0]), float(box[1]), float(box[2])],
-                    size=[float(box[4]), float(box[3]), float(box[5])],  # w, l, h
-                    rotation=yaw_quat(float(box[6])),
-                    prev=ann_tokens[(j, frames[pos - 1])] if pos > 0 else '',
-                    next=ann_tokens[(j, frames[pos + 1])] if pos < len(frames) - 1 else '',
-                    num_lidar_pts=int(lidar_counts[j]), num_radar_pts=0))
-                num_ann += 1
-                num_zero += int(lidar_counts[j] == 0)
-        for c in channels:
-            tables['sample_data'].extend(sd_records[c])
-        if with_annotations:
-            for j, obj in enumerate(scene.objects):
-                tables['instance'].append(dict(
-                    token=obj.token, category_token=cat_token[obj.spec.category],
-                    nbr_annotations=len(obj.frames),
-                    first_annotation_token=ann_tokens[(j, obj.frames[0])],
-                    last_annotation_token=ann_tokens[(j, obj.frames[-1])]))
-        tables['scene'].append(dict(
-            token=scene_token, log_token=log_token, nbr_samples=frames_per_scene,
-            first_sample_token=sample_tokens[0], last_sample_token=sample_tokens[-1],
-            name=scene_name, description=f'synthetic scene {idx} ({split})'))
-        write_can_bus(root, scene)
-        summary_scenes.append(dict(name=scene_name, split=split, token=scene_token,
-                                   sample_tokens=sample_tokens))
+    # Scenes draw from their own generators ([seed, idx]) and are merged in order, so any
+    # number of workers writes the same bytes.
+    pool = multiprocessing.Pool(workers) if workers > 1 else None
+    try:
+        parts = (pool.imap(functools.partial(_write_scene, ctx), jobs) if pool is not None
+                 else map(functools.partial(_write_scene, ctx), jobs))
+        for part in parts:
+            for key, records in part['tables'].items():
+                tables[key].extend(records)
+            layouts[part['summary']['name']] = part['layout']
+            summary_scenes.append(part['summary'])
+            num_ann += part['num_annotations']
+            num_zero += part['num_zero_point_annotations']
+            if verbose:
+                print(f"[synthetic nuScenes] {part['summary']['name']} "
+                      f"({part['summary']['split']}): {part['num_objects']} objects, "
+                      f'{frames_per_scene} frames', flush=True)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
 
     map_token = make_token(seed, 'map')
     map_file = f'maps/{map_token}.png'
@@ -247,6 +174,158 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
               f'annotations ({num_zero} without LiDAR points) to {root} in '
               f'{summary["seconds"]:.1f} s', flush=True)
     return summary
+
+
+class _SceneContext(NamedTuple):
+    """What every scene's writer reads (picklable: it goes to the worker processes)."""
+    root: str
+    seed: int
+    frames_per_scene: int
+    objects_per_frame: int
+    other_prob: float
+    with_annotations: bool
+    width: int
+    height: int
+    intrinsics: Dict[str, np.ndarray]
+    sensor2ego: Dict[str, np.ndarray]
+    cam_models: Dict[str, CameraModel]
+    noise: np.ndarray
+    cat_token: Dict[str, str]
+    sensor_token: Dict[str, str]
+    attr_token: Dict[str, str]
+    lidar_beams: int
+    lidar_azimuth_steps: int
+    lidar_ground_keep: int
+    jpeg_quality: int
+
+
+def _write_scene(ctx: _SceneContext, job: Tuple[int, str, str]) -> dict:
+    """Render and write one scene's images, sweeps and CAN bus; return its table records.
+
+    Returns:
+        dict: ``tables`` (table name -> records of this scene, in the serial writer's order),
+        ``layout``, ``summary``, ``num_objects``, ``num_annotations``,
+        ``num_zero_point_annotations``.
+    """
+    import cv2
+    idx, scene_name, split = job
+    (root, seed, frames_per_scene, objects_per_frame, other_prob, with_annotations, width,
+     height, intrinsics, sensor2ego, cam_models, noise, cat_token, sensor_token, attr_token,
+     lidar_beams,
+     lidar_azimuth_steps, lidar_ground_keep, jpeg_quality) = ctx
+    channels = list(CAMERAS) + ['LIDAR_TOP']
+    tables: Dict[str, list] = {k: [] for k in (
+        'log', 'calibrated_sensor', 'sample', 'ego_pose', 'sample_data', 'sample_annotation',
+        'instance', 'scene')}
+    num_ann = num_zero = 0
+    rng = np.random.default_rng([seed, idx])
+    scene = Scene(idx, scene_name, split, frames_per_scene, objects_per_frame, rng,
+                  other_prob)
+    for j, obj in enumerate(scene.objects):
+        obj.token = make_token(seed, 'instance', scene_name, j)
+    ground = GroundTexture(scene.layout, rng)
+    log_token = make_token(seed, 'log', scene_name)
+    scene_token = make_token(seed, 'scene', scene_name)
+    logfile = f'n000-synthetic-{idx:04d}'
+    tables['log'].append(dict(token=log_token, logfile=logfile, vehicle='n000',
+                              date_captured='2018-07-24', location='synthetic'))
+    layout = dict(scene_token=scene_token, log_token=log_token, **layout_to_json(scene.layout))
+    calib = {}
+    for c in channels:
+        calib[c] = make_token(seed, 'calibrated_sensor', scene_name, c)
+        tables['calibrated_sensor'].append(dict(
+            token=calib[c], sensor_token=sensor_token[c],
+            translation=list(RIG[c][0] if c != 'LIDAR_TOP' else LIDAR_TOP[0]),
+            rotation=list(RIG[c][1] if c != 'LIDAR_TOP' else LIDAR_TOP[1]),
+            camera_intrinsic=intrinsics[c].tolist() if c != 'LIDAR_TOP' else []))
+    sample_tokens = [make_token(seed, 'sample', scene_name, k) for k in range(frames_per_scene)]
+    ann_tokens: Dict[Tuple[int, int], str] = {}
+    for j, obj in enumerate(scene.objects):
+        for k in obj.frames:
+            ann_tokens[(j, k)] = make_token(seed, 'sample_annotation', scene_name, j, k)
+    prev_sd = {c: '' for c in channels}
+    sd_records = {c: [] for c in channels}
+    for k in range(frames_per_scene):
+        lidar_us = int(scene.frame_us[k])
+        tables['sample'].append(dict(
+            token=sample_tokens[k], timestamp=lidar_us, scene_token=scene_token,
+            prev=sample_tokens[k - 1] if k > 0 else '',
+            next=sample_tokens[k + 1] if k < frames_per_scene - 1 else ''))
+        visible = np.zeros(len(scene.objects), np.int64)
+        silhouette = np.zeros(len(scene.objects), np.int64)
+        for c in channels:
+            us = lidar_us + (CAMERA_TIME_OFFSETS_US[c] if c != 'LIDAR_TOP' else 0)
+            ex, ey, eyaw = scene.ego_pose(us)[0]
+            ego2global = pose_from_quat((ex, ey, 0.0), yaw_quat(eyaw))
+            sd_token = make_token(seed, 'sample_data', scene_name, k, c)
+            sensor2global = ego2global @ sensor2ego[c]
+            boxes = scene.boxes_at(us, frame=k)
+            if c == 'LIDAR_TOP':
+                fname = f'samples/LIDAR_TOP/{logfile}__LIDAR_TOP__{us}.pcd.bin'
+                points, counts = lidar_scan(scene, sensor2global, boxes, lidar_beams,
+                                             lidar_azimuth_steps, 70.0, lidar_ground_keep)
+                points.tofile(osp.join(root, fname))
+                w_h = (0, 0)
+                lidar_counts = counts
+            else:
+                fname = f'samples/{c}/{logfile}__{c}__{us}.jpg'
+                img = render_camera(scene, ground, cam_models[c], ego2global,
+                                     sensor2global, boxes, noise, rng, visible, silhouette)
+                cv2.imwrite(osp.join(root, fname), img[..., ::-1],
+                            [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+                w_h = (width, height)
+            tables['ego_pose'].append(dict(token=sd_token, timestamp=us,
+                                           rotation=yaw_quat(eyaw),
+                                           translation=[float(ex), float(ey), 0.0]))
+            rec = dict(token=sd_token, sample_token=sample_tokens[k], ego_pose_token=sd_token,
+                       calibrated_sensor_token=calib[c], timestamp=us,
+                       fileformat='pcd' if c == 'LIDAR_TOP' else 'jpg', is_key_frame=True,
+                       height=w_h[1], width=w_h[0], filename=fname, prev=prev_sd[c], next='')
+            if sd_records[c]:
+                sd_records[c][-1]['next'] = sd_token
+            sd_records[c].append(rec)
+            prev_sd[c] = sd_token
+        if not with_annotations:
+            continue
+        lidar_us = int(scene.frame_us[k])
+        for j, box in scene.boxes_at(lidar_us, frame=k):
+            obj = scene.objects[j]
+            frames = obj.frames
+            pos = frames.index(k)
+            ratio = visible[j] / silhouette[j] if silhouette[j] else 0.0
+            vis = '1' if ratio < 0.4 else '2' if ratio < 0.6 else '3' if ratio < 0.8 else '4'
+            attr = obj.attribute()
+            tables['sample_annotation'].append(dict(
+                token=ann_tokens[(j, k)], sample_token=sample_tokens[k],
+                instance_token=obj.token, visibility_token=vis,
+                attribute_tokens=[attr_token[attr]] if attr else [],
+                translation=[float(box[0]), float(box[1]), float(box[2])],
+                size=[float(box[4]), float(box[3]), float(box[5])],  # w, l, h
+                rotation=yaw_quat(float(box[6])),
+                prev=ann_tokens[(j, frames[pos - 1])] if pos > 0 else '',
+                next=ann_tokens[(j, frames[pos + 1])] if pos < len(frames) - 1 else '',
+                num_lidar_pts=int(lidar_counts[j]), num_radar_pts=0))
+            num_ann += 1
+            num_zero += int(lidar_counts[j] == 0)
+    for c in channels:
+        tables['sample_data'].extend(sd_records[c])
+    if with_annotations:
+        for j, obj in enumerate(scene.objects):
+            tables['instance'].append(dict(
+                token=obj.token, category_token=cat_token[obj.spec.category],
+                nbr_annotations=len(obj.frames),
+                first_annotation_token=ann_tokens[(j, obj.frames[0])],
+                last_annotation_token=ann_tokens[(j, obj.frames[-1])]))
+    tables['scene'].append(dict(
+        token=scene_token, log_token=log_token, nbr_samples=frames_per_scene,
+        first_sample_token=sample_tokens[0], last_sample_token=sample_tokens[-1],
+        name=scene_name, description=f'synthetic scene {idx} ({split})'))
+    write_can_bus(root, scene)
+    return dict(tables=tables, layout=layout,
+                summary=dict(name=scene_name, split=split, token=scene_token,
+                             sample_tokens=sample_tokens),
+                num_objects=len(scene.objects), num_annotations=num_ann,
+                num_zero_point_annotations=num_zero)
 
 
 def write_can_bus(root: str, scene: Scene) -> None:

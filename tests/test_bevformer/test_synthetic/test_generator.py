@@ -87,20 +87,25 @@ def test_can_bus_and_layout(dataroot):
 
 
 def test_generator_is_deterministic(tmp_path):
-    kwargs = dict(num_scenes=1, frames_per_scene=2, objects_per_frame=3, image_scale=0.04,
+    """Same seed, same bytes, whether the scenes render in one process or in two."""
+    kwargs = dict(num_scenes=2, frames_per_scene=2, objects_per_frame=3, image_scale=0.04,
                   seed=7, verbose=False, version='v1.0-mini')
     generate_synthetic_nuscenes(str(tmp_path / 'a'), **kwargs)
-    generate_synthetic_nuscenes(str(tmp_path / 'b'), **kwargs)
-    for rel in ['v1.0-mini/sample_annotation.json', 'v1.0-mini/ego_pose.json',
-                'maps/synthetic_layout.json']:
-        assert (tmp_path / 'a' / rel).read_bytes() == (tmp_path / 'b' / rel).read_bytes()
-    files = sorted(os.listdir(tmp_path / 'a' / 'samples' / 'CAM_FRONT'))
-    assert (tmp_path / 'a' / 'samples' / 'CAM_FRONT' / files[0]).read_bytes() == \
-        (tmp_path / 'b' / 'samples' / 'CAM_FRONT' / files[0]).read_bytes()
+    generate_synthetic_nuscenes(str(tmp_path / 'b'), workers=2, **kwargs)
+    rels = [osp.join('v1.0-mini', f) for f in sorted(os.listdir(tmp_path / 'a' / 'v1.0-mini'))]
+    assert len(rels) == 13
+    rels.append('maps/synthetic_layout.json')
+    for sensor in ('CAM_FRONT', 'CAM_BACK_LEFT', 'LIDAR_TOP'):
+        files = sorted(os.listdir(tmp_path / 'a' / 'samples' / sensor))
+        assert len(files) == 4 and files == sorted(os.listdir(tmp_path / 'b' / 'samples' / sensor))
+        rels += [osp.join('samples', sensor, f) for f in files]
+    rels += [osp.join('can_bus', f) for f in sorted(os.listdir(tmp_path / 'a' / 'can_bus'))]
+    for rel in rels:
+        assert (tmp_path / 'a' / rel).read_bytes() == (tmp_path / 'b' / rel).read_bytes(), rel
     other = generate_synthetic_nuscenes(str(tmp_path / 'c'), **{**kwargs, 'seed': 8})
     assert (tmp_path / 'a' / 'v1.0-mini/sample_annotation.json').read_bytes() != \
         (tmp_path / 'c' / 'v1.0-mini/sample_annotation.json').read_bytes()
-    assert other['num_samples'] == 2
+    assert other['num_samples'] == 4
 
 
 def test_lidar_points_fall_in_their_boxes(dataroot):
