@@ -32,9 +32,12 @@ model = dict(
         stem_channels=32,
         num_stages=4,
         out_indices=(2, 3),
-        frozen_stages=-1,
+        # as the original treats its pretrained ResNets: the stem and stage 1 frozen, BatchNorm
+        # statistics kept from the pretraining (a training step 1.15-1.25x faster, no loss in
+        # NDS: issue 13's note)
+        frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
+        norm_eval=True,
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='img_backbone.')),
     img_neck=dict(in_channels=[128, 256], out_channels=embed_dims, num_outs=2,
@@ -73,12 +76,13 @@ val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = val_dataloader
 
 # A short iteration-based schedule: AdamW 2e-3 for the whole model (2e-3 beat 1e-3 at 600
-# iterations), warm-up then cosine; 700 iterations (about 0.55 s each with the compiled
-# deformable-attention kernel and NHWC images) fit the quickstart (data, training, test,
-# pictures) in about 10 minutes on an idle 2-core machine.
-max_iters = 700
+# iterations), warm-up then cosine; 900 iterations (about 0.5 s each with the compiled
+# deformable-attention kernel, NHWC images, bf16 autocast and the fused AdamW) fit the
+# quickstart (data, training, test, pictures) in about 10 minutes on an idle 2-core machine.
+max_iters = 900
 optim_wrapper = dict(
-    optimizer=dict(lr=2e-3, weight_decay=0.01),
+    # fused: one kernel per step for all parameters (7 ms a step instead of 26 ms, same update)
+    optimizer=dict(lr=2e-3, weight_decay=0.01, fused=True),
     paramwise_cfg=dict(_delete_=True, custom_keys=dict()))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=50),
@@ -91,7 +95,7 @@ default_hooks = dict(
     visualization=dict(type='BEVVisualizationHook'),
     # validation metrics logged at the iteration (TensorBoard / analyze_logs curves), not epoch 0
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=350, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=450, max_keep_ckpts=2))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 load_from = None
 # a fixed seed: two runs of the quickstart give the same model (--cfg-options randomness.seed=N

@@ -53,8 +53,10 @@ def test_pretrain_then_start_bevformer_from_it(tmp_path):
 
 def test_quickstart_starts_from_the_shipped_backbone():
     """The default quickstart loads checkpoints/quickstart_perspective_backbone-*.pth (float16
-    on disk) into its backbone and neck, from any working directory; both train on, with the
-    perspective head on the image features; the frozen ablation freezes the backbone."""
+    on disk) into its backbone and neck, from any working directory; both train on (the stem
+    and stage 1 and BatchNorm statistics frozen, as in the original), with the perspective head
+    on the image features; the frozen ablation freezes the whole backbone, the from-scratch one
+    trains all of it."""
     init_default_scope('mmdet')
     cfg = Config.fromfile(osp.join(REPO, FROM_PRETRAINED))
     path = cfg.model.img_backbone.init_cfg.checkpoint
@@ -67,8 +69,13 @@ def test_quickstart_starts_from_the_shipped_backbone():
     for key, value in shipped.items():
         assert torch.equal(ours[key], value.to(ours[key].dtype)), key
     model.train()
-    assert all(p.requires_grad for p in model.img_backbone.parameters())
-    assert model.img_backbone.layer4[0].bn1.training
+    # as the original's pretrained ResNets: stem and stage 1 frozen, BatchNorm statistics kept
+    frozen = list(model.img_backbone.conv1.parameters()) + list(
+        model.img_backbone.layer1.parameters())
+    assert frozen and not any(p.requires_grad for p in frozen)
+    assert all(p.requires_grad for p in model.img_backbone.layer2.parameters())
+    assert all(p.requires_grad for p in model.img_backbone.layer4.parameters())
+    assert not model.img_backbone.layer4[0].bn1.training
     assert all(p.requires_grad for p in model.img_neck.parameters())
     assert model.perspective_head is not None
 
@@ -83,3 +90,10 @@ def test_quickstart_starts_from_the_shipped_backbone():
     assert not model.img_backbone.layer4[0].bn1.training  # norm_eval: frozen statistics
     assert all(p.requires_grad for p in model.img_neck.parameters())
     assert getattr(model, 'perspective_head', None) is None
+
+    scratch = Config.fromfile(osp.join(REPO, 'configs/bevformer/ablations/'
+                                       'quickstart_backbone_from_scratch.py'))
+    model = MODELS.build(scratch.model)
+    model.train()
+    assert all(p.requires_grad for p in model.img_backbone.parameters())
+    assert model.img_backbone.layer1[0].bn1.training
