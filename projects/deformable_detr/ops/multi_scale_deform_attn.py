@@ -329,7 +329,7 @@ def _padded_value_grad(plan: Dict[str, Tensor], grad_out: Tensor, levels: _Level
 
 
 def _save_inputs(ctx, *inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Forward preamble of both CPU Functions: save the inputs only (indices and weights are
+    """Forward preamble of the PyTorch Function: save the inputs only (indices and weights are
     recomputed in backward), return value / locations / weights in the compute dtype."""
     ctx.save_for_backward(*inputs)
     value, _, _, sampling_locations, attention_weights = inputs
@@ -425,8 +425,9 @@ class _MSDeformAttnCpuKernel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
                 sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
-        v, loc, aw = (t.contiguous() for t in _save_inputs(
-            ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights))
+        ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations,
+                              attention_weights)
+        v, loc, aw = _kernel_dtype(value, sampling_locations, attention_weights)
         out = load_cpu_kernel().forward(v, spatial_shapes, level_start_index, loc, aw)
         return out.view(v.shape[0], loc.shape[1], -1).to(value.dtype)
 
@@ -434,9 +435,9 @@ class _MSDeformAttnCpuKernel(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor):
         inputs = ctx.saved_tensors  # value, spatial_shapes, level_start_index, loc, weights
         need = [ctx.needs_input_grad[i] for i in (0, 3, 4)]
-        v, loc, aw = (t.contiguous() for t in _compute_dtype(inputs[0], inputs[3], inputs[4]))
+        v, loc, aw = _kernel_dtype(inputs[0], inputs[3], inputs[4])
         grads = load_cpu_kernel().backward(v, inputs[1], inputs[2], loc, aw,
-                                           grad_output.to(v.dtype).contiguous(), *need)
+                                           grad_output.to(loc.dtype).contiguous(), *need)
         grad_v, grad_loc, grad_aw = (g.to(x.dtype) if n else None
                                      for g, x, n in zip(grads, (inputs[0], inputs[3], inputs[4]),
                                                         need))
@@ -454,6 +455,15 @@ def _compute_dtype(value: Tensor, loc: Tensor, aw: Tensor) -> Tuple[Tensor, Tens
     float64 stays float64 (gradcheck)."""
     dtype = torch.float64 if value.dtype == torch.float64 else torch.float32
     return value.to(dtype), loc.to(dtype), aw.to(dtype)
+
+
+def _kernel_dtype(value: Tensor, loc: Tensor, aw: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Contiguous inputs of the compiled kernel: as :func:`_compute_dtype`, except that a
+    bf16 value stays bf16 (the kernel widens its rows to fp32 as it reads them: the same
+    result as the fp32 kernel on ``value.float()``, without copying the whole value)."""
+    if value.dtype == torch.bfloat16:
+        return value.contiguous(), loc.float().contiguous(), aw.float().contiguous()
+    return tuple(t.contiguous() for t in _compute_dtype(value, loc, aw))
 
 
 def _iter_blocks(loc: Tensor, aw: Tensor, levels: _Levels, num_heads: int,

@@ -6,7 +6,9 @@
 // rows in cache instead of materialising per-corner index / weight tensors.
 //
 // Layouts (all contiguous):
-//   value     (bs, num_value, num_heads, head_dims)
+//   value     (bs, num_value, num_heads, head_dims); float / double, or bfloat16 with float
+//             locations and weights (the bf16-autocast path: rows are widened as they are read,
+//             so the result equals the float kernel on value.float(), without that copy)
 //   loc       (bs, num_query, num_heads, num_levels, num_points, 2)   normalized (x, y)
 //   weights   (bs, num_query, num_heads, num_levels, num_points)
 //   out       (bs, num_query, num_heads, head_dims)
@@ -79,27 +81,33 @@ inline Point<T> locate(T lx, T ly, const Level& lv) {
   return p;
 }
 
-// o[0:n] += a * x[0:n]; n is the compile-time D when D > 0 (fully unrolled, in registers).
-template <typename T, int D>
-inline void axpy(T* __restrict o, const T* __restrict x, T a, int64_t n) {
-  const int64_t len = D > 0 ? D : n;
-#pragma omp simd
-  for (int64_t d = 0; d < len; ++d) o[d] += a * x[d];
+// A value element widened to the compute type T (bfloat16 -> float is exact).
+template <typename T, typename V>
+inline T widen(V x) {
+  return static_cast<T>(x);
 }
 
-template <typename T, int D>
-inline T dot(const T* __restrict x, const T* __restrict y, int64_t n) {
+// o[0:n] += a * x[0:n]; n is the compile-time D when D > 0 (fully unrolled, in registers).
+template <typename T, typename V, int D>
+inline void axpy(T* __restrict o, const V* __restrict x, T a, int64_t n) {
+  const int64_t len = D > 0 ? D : n;
+#pragma omp simd
+  for (int64_t d = 0; d < len; ++d) o[d] += a * widen<T>(x[d]);
+}
+
+template <typename T, typename V, int D>
+inline T dot(const V* __restrict x, const T* __restrict y, int64_t n) {
   const int64_t len = D > 0 ? D : n;
   T acc = T(0);
 #pragma omp simd reduction(+ : acc)
-  for (int64_t d = 0; d < len; ++d) acc += x[d] * y[d];
+  for (int64_t d = 0; d < len; ++d) acc += widen<T>(x[d]) * y[d];
   return acc;
 }
 
 // Forward: one (batch, head) pair per task, so the pair's value rows (num_value x head_dims)
 // stay in cache while all its queries read them.
-template <typename T, int D>
-void forward_impl(const T* value, const std::vector<Level>& levels, const T* loc, const T* aw,
+template <typename T, typename V, int D>
+void forward_impl(const V* value, const std::vector<Level>& levels, const T* loc, const T* aw,
                   T* out, int64_t bs, int64_t num_value, int64_t num_heads, int64_t head_dims,
                   int64_t num_query, int64_t num_points) {
   const int64_t num_levels = static_cast<int64_t>(levels.size());
@@ -110,7 +118,7 @@ void forward_impl(const T* value, const std::vector<Level>& levels, const T* loc
     T local[D > 0 ? D : 1];
     for (int64_t bm = begin; bm < end; ++bm) {
       const int64_t b = bm / num_heads, m = bm % num_heads;
-      const T* vb = value + b * num_value * row_stride + m * head_dims;
+      const V* vb = value + b * num_value * row_stride + m * head_dims;
       for (int64_t q = 0; q < num_query; ++q) {
         const int64_t bq = b * num_query + q;
         T* o = out + (bq * num_heads + m) * head_dims;
@@ -120,7 +128,7 @@ void forward_impl(const T* value, const std::vector<Level>& levels, const T* loc
         const int64_t base = (bq * num_heads + m) * pts;
         for (int64_t l = 0; l < num_levels; ++l) {
           const Level& lv = levels[l];
-          const T* vl = vb + lv.start * row_stride;
+          const V* vl = vb + lv.start * row_stride;
           for (int64_t k = 0; k < num_points; ++k) {
             const int64_t i = base + l * num_points + k;
             const Point<T> p = locate(loc[2 * i], loc[2 * i + 1], lv);
@@ -132,7 +140,7 @@ void forward_impl(const T* value, const std::vector<Level>& levels, const T* loc
             for (int c = 0; c < 4; ++c) {
               const int64_t yy = p.y0 + (c >> 1), xx = p.x0 + (c & 1);
               if (yy < 0 || yy >= lv.h || xx < 0 || xx >= lv.w) continue;
-              axpy<T, D>(acc, vl + (yy * lv.w + xx) * row_stride, cw[c], head_dims);
+              axpy<T, V, D>(acc, vl + (yy * lv.w + xx) * row_stride, cw[c], head_dims);
             }
           }
         }
@@ -142,8 +150,9 @@ void forward_impl(const T* value, const std::vector<Level>& levels, const T* loc
   });
 }
 
-template <typename T, int D>
-void backward_impl(const T* value, const std::vector<Level>& levels, const T* loc, const T* aw,
+// grad_value is always in the compute type T (a bf16 value's gradient is accumulated in float).
+template <typename T, typename V, int D>
+void backward_impl(const V* value, const std::vector<Level>& levels, const T* loc, const T* aw,
                    const T* grad_out, T* grad_value, T* grad_loc, T* grad_aw, int64_t bs,
                    int64_t num_value, int64_t num_heads, int64_t head_dims, int64_t num_query,
                    int64_t num_points) {
@@ -156,7 +165,7 @@ void backward_impl(const T* value, const std::vector<Level>& levels, const T* lo
     for (int64_t bm = begin; bm < end; ++bm) {
       const int64_t b = bm / num_heads, m = bm % num_heads;
       const int64_t head_off = b * num_value * row_stride + m * head_dims;
-      const T* vb = value + head_off;
+      const V* vb = value + head_off;
       T* gvb = grad_value ? grad_value + head_off : nullptr;
       for (int64_t q = 0; q < num_query; ++q) {
         const int64_t bq = b * num_query + q;
@@ -182,8 +191,8 @@ void backward_impl(const T* value, const std::vector<Level>& levels, const T* lo
               const int64_t yy = p.y0 + (c >> 1), xx = p.x0 + (c & 1);
               if (yy < 0 || yy >= lv.h || xx < 0 || xx >= lv.w) continue;
               const int64_t off = lvl_off + (yy * lv.w + xx) * row_stride;
-              if (gvb) axpy<T, D>(gvb + off, g, cw[c], head_dims);
-              if (need_point_grads) gc[c] = dot<T, D>(vb + off, g, head_dims);
+              if (gvb) axpy<T, T, D>(gvb + off, g, cw[c], head_dims);
+              if (need_point_grads) gc[c] = dot<T, V, D>(vb + off, g, head_dims);
             }
             if (!need_point_grads) continue;
             const T s0 = gc[0] * wy0 + gc[2] * p.fy;  // left column, y-interpolated
@@ -220,8 +229,11 @@ void check(const at::Tensor& value, const at::Tensor& loc, const at::Tensor& aw)
               "ms_deform_attn_cpu: CPU tensors expected");
   TORCH_CHECK(value.is_contiguous() && loc.is_contiguous() && aw.is_contiguous(),
               "ms_deform_attn_cpu: contiguous tensors expected");
-  TORCH_CHECK(value.scalar_type() == loc.scalar_type() && value.scalar_type() == aw.scalar_type(),
-              "ms_deform_attn_cpu: value, loc and weights must share a dtype, got ",
+  TORCH_CHECK(loc.scalar_type() == aw.scalar_type() &&
+                  (value.scalar_type() == loc.scalar_type() ||
+                   (value.scalar_type() == at::kBFloat16 && loc.scalar_type() == at::kFloat)),
+              "ms_deform_attn_cpu: value, loc and weights must share a dtype (or value "
+              "bfloat16 with float loc and weights), got ",
               value.scalar_type(), ", ", loc.scalar_type(), " and ", aw.scalar_type());
   TORCH_CHECK(value.dim() == 4 && loc.dim() == 6 && aw.dim() == 5 && loc.size(0) == value.size(0) &&
                   loc.size(2) == value.size(2) && loc.size(5) == 2 &&
@@ -233,7 +245,7 @@ void check(const at::Tensor& value, const at::Tensor& loc, const at::Tensor& aw)
 
 }  // namespace
 
-// Returns out (bs, num_query, num_heads, head_dims).
+// Returns out (bs, num_query, num_heads, head_dims) in loc's dtype.
 at::Tensor ms_deform_attn_forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
                                   const at::Tensor& level_start_index, const at::Tensor& loc,
                                   const at::Tensor& aw) {
@@ -241,19 +253,26 @@ at::Tensor ms_deform_attn_forward(const at::Tensor& value, const at::Tensor& spa
   const int64_t bs = value.size(0), num_value = value.size(1), num_heads = value.size(2),
                 head_dims = value.size(3), num_query = loc.size(1), num_points = loc.size(4);
   const auto levels = levels_of(spatial_shapes, level_start_index, num_value);
-  auto out = at::empty({bs, num_query, num_heads, head_dims}, value.options());
-  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_forward", [&] {
-    auto run = [&](auto dims) {
-      forward_impl<scalar_t, decltype(dims)::value>(
-          value.data_ptr<scalar_t>(), levels, loc.data_ptr<scalar_t>(), aw.data_ptr<scalar_t>(),
+  auto out = at::empty({bs, num_query, num_heads, head_dims}, loc.options());
+  AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "ms_deform_attn_forward", [&] {
+    auto run = [&](auto dims, auto* value_ptr) {
+      using V = std::remove_const_t<std::remove_pointer_t<decltype(value_ptr)>>;
+      forward_impl<scalar_t, V, decltype(dims)::value>(
+          value_ptr, levels, loc.data_ptr<scalar_t>(), aw.data_ptr<scalar_t>(),
           out.data_ptr<scalar_t>(), bs, num_value, num_heads, head_dims, num_query, num_points);
     };
-    dispatch_head_dims(head_dims, run);
+    dispatch_head_dims(head_dims, [&](auto dims) {
+      if (value.scalar_type() == at::kBFloat16)
+        run(dims, value.data_ptr<at::BFloat16>());
+      else
+        run(dims, value.data_ptr<scalar_t>());
+    });
   });
   return out;
 }
 
-// Returns [grad_value, grad_loc, grad_weights]; an undefined tensor where not needed.
+// Returns [grad_value, grad_loc, grad_weights] in loc's dtype; an undefined tensor where not
+// needed.
 std::vector<at::Tensor> ms_deform_attn_backward(const at::Tensor& value,
                                                 const at::Tensor& spatial_shapes,
                                                 const at::Tensor& level_start_index,
@@ -261,27 +280,34 @@ std::vector<at::Tensor> ms_deform_attn_backward(const at::Tensor& value,
                                                 const at::Tensor& grad_out, bool need_value,
                                                 bool need_loc, bool need_weights) {
   check(value, loc, aw);
-  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == value.scalar_type() &&
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == loc.scalar_type() &&
                   grad_out.numel() == loc.size(0) * loc.size(1) * value.size(2) * value.size(3),
-              "ms_deform_attn_cpu: grad_out must be contiguous, of value's dtype and (bs, "
+              "ms_deform_attn_cpu: grad_out must be contiguous, of loc's dtype and (bs, "
               "num_query, num_heads * head_dims), got ", grad_out.sizes(), " ",
               grad_out.scalar_type());
   const int64_t bs = value.size(0), num_value = value.size(1), num_heads = value.size(2),
                 head_dims = value.size(3), num_query = loc.size(1), num_points = loc.size(4);
   const auto levels = levels_of(spatial_shapes, level_start_index, num_value);
-  at::Tensor gv = need_value ? at::zeros_like(value) : at::Tensor();
+  // the value's gradient in the compute dtype (loc's), whatever the value's own dtype
+  at::Tensor gv = need_value ? at::zeros(value.sizes(), loc.options()) : at::Tensor();
   at::Tensor gl = need_loc ? at::empty_like(loc) : at::Tensor();
   at::Tensor ga = need_weights ? at::empty_like(aw) : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_backward", [&] {
-    auto run = [&](auto dims) {
-      backward_impl<scalar_t, decltype(dims)::value>(
-          value.data_ptr<scalar_t>(), levels, loc.data_ptr<scalar_t>(), aw.data_ptr<scalar_t>(),
+  AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "ms_deform_attn_backward", [&] {
+    auto run = [&](auto dims, auto* value_ptr) {
+      using V = std::remove_const_t<std::remove_pointer_t<decltype(value_ptr)>>;
+      backward_impl<scalar_t, V, decltype(dims)::value>(
+          value_ptr, levels, loc.data_ptr<scalar_t>(), aw.data_ptr<scalar_t>(),
           grad_out.data_ptr<scalar_t>(), need_value ? gv.data_ptr<scalar_t>() : nullptr,
           need_loc ? gl.data_ptr<scalar_t>() : nullptr,
           need_weights ? ga.data_ptr<scalar_t>() : nullptr, bs, num_value, num_heads, head_dims,
           num_query, num_points);
     };
-    dispatch_head_dims(head_dims, run);
+    dispatch_head_dims(head_dims, [&](auto dims) {
+      if (value.scalar_type() == at::kBFloat16)
+        run(dims, value.data_ptr<at::BFloat16>());
+      else
+        run(dims, value.data_ptr<scalar_t>());
+    });
   });
   return {gv, gl, ga};
 }
