@@ -46,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'neck after loading (faster; float rounding only)')
     parser.add_argument('--channels-last', action='store_true',
                         help='run the image backbone + neck in NHWC memory format')
+    parser.add_argument('--compile-bev-encoder', action='store_true',
+                        help='torch.compile the BEV encoder layers (the first frame pays the '
+                        'compilation)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -104,9 +107,10 @@ def main(argv=None) -> dict:
     if cfg.launcher != 'none':
         init_dist_auto(cfg.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    if args.fuse_conv_bn or args.channels_last:
+    if args.fuse_conv_bn or args.channels_last or args.compile_bev_encoder:
         from projects.bevformer.apis import OptimizeForInferenceHook
-        runner.register_hook(OptimizeForInferenceHook(args.fuse_conv_bn, args.channels_last))
+        runner.register_hook(OptimizeForInferenceHook(args.fuse_conv_bn, args.channels_last,
+                                                      args.compile_bev_encoder))
     return runner.test()
 
 

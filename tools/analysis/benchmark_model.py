@@ -208,7 +208,8 @@ def run(args) -> dict:
     train = args.mode == 'train'
     if not train:
         from projects.bevformer.apis import optimize_for_cpu_inference
-        optimize_for_cpu_inference(model, args.fuse_conv_bn, args.channels_last)
+        optimize_for_cpu_inference(model, args.fuse_conv_bn, args.channels_last,
+                                   args.compile_bev_encoder)
     num_frames = (cfg.train_dataloader.dataset.get('queue_length', 1) if train
                   else (2 if not args.no_prev else 1))
     inputs = make_inputs(model, args.batch_size, num_frames, img_hw, args.device,
@@ -238,7 +239,8 @@ def run(args) -> dict:
     out = dict(config=args.config, mode=args.mode, device=args.device,
                batch_size=args.batch_size, img_hw=img_hw, frames=num_frames if train else 1,
                with_prev=not args.no_prev, amp=args.amp, fuse_conv_bn=args.fuse_conv_bn,
-               channels_last=args.channels_last, threads=torch.get_num_threads(),
+               channels_last=args.channels_last, compile_bev_encoder=args.compile_bev_encoder,
+               threads=torch.get_num_threads(),
                load_average=list(os.getloadavg()), stages=summary,
                samples_per_s=args.batch_size / statistics.median(stages['total']))
     if args.device.startswith('cuda'):
@@ -255,6 +257,7 @@ def format_table(out: dict) -> str:
              f'{out["frames"]} frame(s) of 6 x {out["img_hw"][0]}x{out["img_hw"][1]}, '
              f'prev BEV {out["with_prev"]}, amp {out["amp"]}, fuse-conv-bn '
              f'{out["fuse_conv_bn"]}, channels-last {out["channels_last"]}, '
+             f'compiled BEV encoder {out.get("compile_bev_encoder", False)}, '
              f'{out["threads"]} threads, '
              f'load average {out["load_average"][0]:.2f}',
              '| stage | median ms | min ms | max ms |', '|---|---|---|---|']
@@ -283,9 +286,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='inference: fold BatchNorm into the backbone / neck convolutions')
     parser.add_argument('--channels-last', action='store_true',
                         help='inference: backbone / neck in NHWC memory format')
+    parser.add_argument('--compile-bev-encoder', action='store_true',
+                        help='inference: torch.compile the BEV encoder layers (the warm-up '
+                        'pays the compilation: give it --warmup 2 or more)')
     args = parser.parse_args(argv)
-    if args.mode == 'train' and (args.fuse_conv_bn or args.channels_last):
-        parser.error('--fuse-conv-bn / --channels-last are inference-only')
+    if args.mode == 'train' and (args.fuse_conv_bn or args.channels_last
+                                 or args.compile_bev_encoder):
+        parser.error('--fuse-conv-bn / --channels-last / --compile-bev-encoder are '
+                     'inference-only')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device here')
     out = run(args)

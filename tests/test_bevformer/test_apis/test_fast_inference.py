@@ -77,5 +77,26 @@ def test_hook_applies_after_loading_and_test_tool_accepts_the_flags(model):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in runner.model.modules()
                    if m in set(runner.model.img_backbone.modules()))
     from tools.test import parse_args
-    args = parse_args(['cfg.py', 'ckpt.pth', '--fuse-conv-bn', '--channels-last'])
-    assert args.fuse_conv_bn and args.channels_last
+    args = parse_args(['cfg.py', 'ckpt.pth', '--fuse-conv-bn', '--channels-last',
+                       '--compile-bev-encoder'])
+    assert args.fuse_conv_bn and args.channels_last and args.compile_bev_encoder
+
+
+def test_compiled_bev_encoder_gives_the_eager_bev(model):
+    """``compile_bev_encoder``: B_t of a batch of 2 with a previous BEV (history frame encoded
+    by the compiled layers too) equals the eager model's within fp32 rounding, the weights and
+    state dict untouched; non-BEVFormer models are refused by name."""
+    from tools.analysis.benchmark_model import make_inputs, make_samples
+    inputs = make_inputs(model, 2, 2, [64, 96], 'cpu', True)
+    samples = make_samples(model, 2, False)
+    eager = copy.deepcopy(model).eval()
+    fast = optimize_for_cpu_inference(copy.deepcopy(model).eval(), compile_bev_encoder=True)
+    assert list(fast.state_dict()) == list(eager.state_dict())
+    assert all(layer._compiled_call_impl is not None for layer in fast.bev_encoder.layers)
+    with torch.no_grad():
+        want = eager.extract_bev(inputs, samples)
+        got = fast.extract_bev(inputs, samples)
+    assert got.shape == want.shape == (2, 64, 32)
+    assert _rel(got, want) < FP32_TOL
+    with pytest.raises(ValueError, match='needs a model with a bev_encoder.*Linear'):
+        optimize_for_cpu_inference(torch.nn.Linear(2, 2).eval(), compile_bev_encoder=True)
