@@ -26,8 +26,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 import projects.common  # noqa: E402,F401  (safe checkpoints, CPU DDP)
 from projects.common import (StrictDictAction, add_reliability_hooks,  # noqa: E402
-                             check_config_keys, check_resumable, find_resume_checkpoint,
-                             init_dist_auto, read_checkpoint)
+                             check_config_keys, check_resumable, check_same_model,
+                             find_resume_checkpoint, init_dist_auto, read_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,6 +95,7 @@ def setup_resume(cfg: Config, resume: str) -> None:
         return
     checkpoint = read_checkpoint(path)
     check_resumable(checkpoint, path)
+    check_same_model(checkpoint, cfg, path)  # before the runner builds the datasets
     seed = checkpoint['meta'].get('seed')
     randomness = cfg.get('randomness') or {}
     if seed is not None and randomness.get('seed') is None:

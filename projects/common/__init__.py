@@ -21,8 +21,9 @@ from .config_check import (StrictDictAction, add_reliability_hooks, check_config
                            misspelled_keys)
 from .dist import DeviceAwareDDP, init_dist_auto
 from .finite import NonFiniteCheckHook, NonFiniteLossError, sample_tokens
-from .loading import (CheckpointMismatchError, check_resumable, find_resume_checkpoint,
-                      install_loading_checks, load_state_dict_checked, read_checkpoint)
+from .loading import (CheckpointMismatchError, check_resumable, check_same_model,
+                      find_resume_checkpoint, install_loading_checks, load_state_dict_checked,
+                      read_checkpoint)
 from .rng import RNGStateHook, get_rng_state, set_rng_state
 from .safe_pickle import (SafePickleHandler, SafeUnpickler, UnsafePickleError,
                           install_pickle_safety, safe_pickle_load)
@@ -37,6 +38,7 @@ __all__ = [
     'safe_load_checkpoint', 'StrictDictAction', 'add_reliability_hooks', 'check_config_keys',
     'misspelled_keys', 'DeviceAwareDDP', 'init_dist_auto', 'NonFiniteCheckHook',
     'NonFiniteLossError', 'sample_tokens', 'CheckpointMismatchError', 'check_resumable',
+    'check_same_model',
     'find_resume_checkpoint', 'install_loading_checks', 'load_state_dict_checked',
     'read_checkpoint', 'RNGStateHook', 'get_rng_state', 'set_rng_state', 'SafePickleHandler',
     'SafeUnpickler', 'UnsafePickleError', 'install_pickle_safety', 'safe_pickle_load'

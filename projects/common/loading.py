@@ -14,6 +14,9 @@ mmengine's ``Runner`` loads ``load_from`` (and ``tools/test.py``'s checkpoint) w
   Partial loading loads what fits and logs the same lists as a warning.
 - ``--resume`` with a weights-only file, an empty ``last_checkpoint`` or one naming a
   missing file stops with an error naming the file (and the newest checkpoint found).
+- ``--resume`` of a checkpoint whose run had another ``model`` config (e.g. a work dir left
+  by an earlier recipe) stops with the differing keys (:func:`check_same_model`): resuming it
+  would continue one run under another recipe. The schedule may change (a longer run).
 """
 import glob
 import os.path as osp
@@ -187,6 +190,50 @@ def check_resumable(checkpoint: Any, filename: str) -> None:
         f'pass an iter_*.pth / epoch_*.pth of the interrupted run.')
 
 
+def _model_diffs(old: Any, new: Any, prefix: str = 'model') -> List[str]:
+    """Key paths where two model configs differ (``init_cfg`` ignored: resuming loads every
+    weight from the checkpoint, and its paths name the clone the run came from)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            if key == 'init_cfg':
+                continue
+            if key not in old or key not in new:
+                out.append(f'{prefix}.{key} ({"absent" if key not in old else old[key]!r} -> '
+                           f'{"absent" if key not in new else new[key]!r})')
+            else:
+                out += _model_diffs(old[key], new[key], f'{prefix}.{key}')
+        return out
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
+        return [d for i, (o, n) in enumerate(zip(old, new))
+                for d in _model_diffs(o, n, f'{prefix}[{i}]')]
+    return [] if old == new else [f'{prefix} ({old!r} -> {new!r})']
+
+
+def check_same_model(checkpoint: Any, cfg: Any, filename: str) -> None:
+    """Raise ``ValueError`` naming ``filename`` and the differing keys when the training run
+    that wrote it had another ``model`` config than ``cfg`` (its ``meta.cfg``, which mmengine
+    stores in every checkpoint). Checkpoints without a readable ``meta.cfg`` pass."""
+    from mmengine.config import Config
+    text = checkpoint.get('meta', {}).get('cfg') if isinstance(checkpoint, dict) else None
+    if not isinstance(text, str) or 'model' not in cfg:
+        return
+    try:
+        old = Config.fromstring(text, '.py')
+    except Exception:  # a config text mmengine cannot re-read: nothing to compare
+        return
+    if 'model' not in old:
+        return
+    diffs = _model_diffs(old.to_dict()['model'], cfg.to_dict()['model'])
+    if diffs:
+        raise ValueError(
+            f'--resume {filename}: that run trained another model config than this one '
+            f'({len(diffs)} difference(s): {_fmt_keys(diffs, 5)}); resuming would continue it '
+            f'under another recipe. Start afresh in another work dir (--work-dir, or move '
+            f'{osp.dirname(osp.abspath(filename))} away), or start from its weights with '
+            f'load_from={filename} (--partial-load where shapes differ).')
+
+
 def read_checkpoint(filename: str) -> Any:
     """Load a checkpoint cheaply (memory-mapped where the format allows) and safely."""
     from .checkpoint import safe_load_checkpoint
@@ -205,6 +252,7 @@ def _load_checkpoint(self, filename: str, map_location: Any = 'cpu',
     checkpoint = load_file(filename, map_location=map_location)
     if getattr(self, '_resuming', False):
         check_resumable(checkpoint, filename)
+        check_same_model(checkpoint, self.cfg, filename)
     self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
     model = self.model.module if is_model_wrapper(self.model) else self.model
     state_dict = checkpoint['state_dict'] if 'state_dict' in checkpoint else checkpoint

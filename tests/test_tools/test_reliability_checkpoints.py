@@ -1,6 +1,7 @@
 """Checkpoints: nothing is lost at any moment of a save (max_keep_ckpts=1), stale temp files
 are cleaned, files are group-readable, loading is strict (with a partial flag), and resume
 problems are named."""
+import copy
 import os
 import os.path as osp
 
@@ -192,3 +193,44 @@ def test_resume_with_empty_or_dangling_last_checkpoint_names_it(tmp_path):
     (work / 'last_checkpoint').write_text(str(work / 'iter_9.pth'))
     with pytest.raises(FileNotFoundError, match=r'names .*iter_9.pth, which does not exist'):
         train.build_cfg(args)
+
+
+def test_resume_of_a_run_with_another_model_config_names_the_keys(tmp_path):
+    """A work dir left by another recipe (here the previous quickstart's fully training
+    backbone) is not resumed into this one: the error names the differing model keys. The
+    schedule may change (a longer run) and pretrained-file paths (init_cfg) are ignored."""
+    from mmengine.config import Config
+    train = load_tool('tools/train.py')
+    cfg = train.build_cfg(train.parse_args([QUICKSTART, '--work-dir', str(tmp_path / 'w')]))
+
+    def checkpoint(name, edit):
+        old = Config(copy.deepcopy(cfg.to_dict()))
+        edit(old)
+        path = tmp_path / name
+        torch.save({'state_dict': {}, 'meta': {'epoch': 0, 'iter': 700,
+                                               'cfg': old.pretty_text}}, str(path))
+        return str(path)
+
+    def earlier_recipe(old):
+        old.model.img_backbone.frozen_stages = -1
+        old.model.img_backbone.norm_eval = False
+
+    path = checkpoint('iter_700.pth', earlier_recipe)
+    with pytest.raises(ValueError, match=r'--resume .*iter_700.pth: that run trained another '
+                       r'model config than this one \(2 difference\(s\): '
+                       r'model.img_backbone.frozen_stages \(-1 -> 1\), '
+                       r'model.img_backbone.norm_eval \(False -> True\)\).*load_from='):
+        train.build_cfg(train.parse_args([QUICKSTART, '--resume', path]))
+
+    def longer_run_elsewhere(old):
+        old.train_cfg.max_iters = 300
+        old.model.img_backbone.init_cfg.checkpoint = '/another/clone/checkpoints/x.pth'
+
+    path = checkpoint('iter_300.pth', longer_run_elsewhere)
+    resumed = train.build_cfg(train.parse_args([QUICKSTART, '--resume', path]))
+    assert resumed.load_from == path and resumed.resume
+    # the Runner's own resume (no tools) checks the same
+    from projects.common import check_same_model
+    with pytest.raises(ValueError, match='norm_eval'):
+        check_same_model(torch.load(tmp_path / 'iter_700.pth', weights_only=False), cfg,
+                         'iter_700.pth')
