@@ -1,5 +1,6 @@
-"""Config checks for the tools: misspelled top-level keys, ``--cfg-options`` syntax, and the
-reliability hooks every training run gets.
+"""Config checks for the tools: misspelled top-level keys, ``--cfg-options`` syntax, the
+reliability hooks every training run gets, and the key-by-key diff of two resolved configs
+(``tools/analysis/config_diff.py``, the leaderboard, the resume check).
 
 mmengine's ``Runner.from_cfg`` reads the keys it knows and ignores the rest, so
 ``trian_dataloader = ...`` or ``optim_wraper = ...`` was silently ignored. Text configs also
@@ -7,7 +8,7 @@ hold helper variables at the top level (``bev_h = 200``), so an unknown key is n
 by itself: one that is *close to* a key the runner reads (difflib ratio >= 0.8) is.
 """
 import difflib
-from typing import Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 
@@ -74,3 +75,60 @@ def add_reliability_hooks(cfg: Config) -> None:
         hooks['finite_check'] = dict(type='NonFiniteCheckHook')
     if 'RNGStateHook' not in present and 'rng_state' not in hooks:
         hooks['rng_state'] = dict(type='RNGStateHook')
+
+
+#: keys that say where or when a run happened, or where its outputs go, not what it computes
+IGNORED_KEYS = ('work_dir', 'launcher', 'filename', 'resume', 'load_from')
+IGNORED_LEAVES = ('jsonfile_prefix', 'out_file_path', 'out_dir', 'test_out_dir', 'show_dir')
+_MISSING = '<absent>'
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (dict, list, tuple))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (configs round-trip tuples to lists), ConfigDicts as dicts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _diff(a: Any, b: Any, prefix: str, out: List[Tuple[str, Any, Any]],
+          ignored_leaves: Sequence[str]) -> None:
+    """Recursive diff; a subtree present on one side only is reported whole."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            name = f'{prefix}.{key}' if prefix else str(key)
+            if name in IGNORED_KEYS or str(key) in ignored_leaves:
+                continue
+            _diff(a.get(key, _MISSING), b.get(key, _MISSING), name, out, ignored_leaves)
+    elif (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+          and any(_is_container(v) for v in list(a) + list(b))):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff(x, y, f'{prefix}.{i}', out, ignored_leaves)
+    elif _plain(a) != _plain(b):
+        out.append((prefix, _plain(a), _plain(b)))
+
+
+def resolved(config: Any) -> Dict[str, Any]:
+    """A config file / Config / dict -> its resolved dict."""
+    if isinstance(config, str):
+        config = Config.fromfile(config)
+    return config.to_dict() if isinstance(config, Config) else dict(config)
+
+
+def config_diff(base: Any, other: Any,
+                ignored_leaves: Sequence[str] = IGNORED_LEAVES) -> List[Tuple[str, Any, Any]]:
+    """Keys whose resolved values differ: ``[(dotted key, base value, other value)]``, sorted;
+    ``'<absent>'`` stands for what one of them does not have (a whole subtree is one entry).
+    Keys named in ``ignored_leaves`` are skipped wherever they are."""
+    out: List[Tuple[str, Any, Any]] = []
+    _diff(resolved(base), resolved(other), '', out, tuple(ignored_leaves))
+    return out
+
+
+def format_change(key: str, old: Any, new: Any) -> str:
+    return f'{key}: {old!r} → {new!r}'

@@ -190,31 +190,13 @@ def check_resumable(checkpoint: Any, filename: str) -> None:
         f'pass an iter_*.pth / epoch_*.pth of the interrupted run.')
 
 
-def _model_diffs(old: Any, new: Any, prefix: str = 'model') -> List[str]:
-    """Key paths where two model configs differ (``init_cfg`` ignored: resuming loads every
-    weight from the checkpoint, and its paths name the clone the run came from)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new), key=str):
-            if key == 'init_cfg':
-                continue
-            if key not in old or key not in new:
-                out.append(f'{prefix}.{key} ({"absent" if key not in old else old[key]!r} -> '
-                           f'{"absent" if key not in new else new[key]!r})')
-            else:
-                out += _model_diffs(old[key], new[key], f'{prefix}.{key}')
-        return out
-    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
-        return [d for i, (o, n) in enumerate(zip(old, new))
-                for d in _model_diffs(o, n, f'{prefix}[{i}]')]
-    return [] if old == new else [f'{prefix} ({old!r} -> {new!r})']
-
-
 def check_same_model(checkpoint: Any, cfg: Any, filename: str) -> None:
     """Raise ``ValueError`` naming ``filename`` and the differing keys when the training run
     that wrote it had another ``model`` config than ``cfg`` (its ``meta.cfg``, which mmengine
     stores in every checkpoint). Checkpoints without a readable ``meta.cfg`` pass."""
     from mmengine.config import Config
+
+    from .config_check import config_diff
     text = checkpoint.get('meta', {}).get('cfg') if isinstance(checkpoint, dict) else None
     if not isinstance(text, str) or 'model' not in cfg:
         return
@@ -224,7 +206,11 @@ def check_same_model(checkpoint: Any, cfg: Any, filename: str) -> None:
         return
     if 'model' not in old:
         return
-    diffs = _model_diffs(old.to_dict()['model'], cfg.to_dict()['model'])
+    # init_cfg ignored: resuming loads every weight from the checkpoint, and its paths name
+    # the clone the run came from
+    diffs = [f'{key} ({old_value!r} -> {new_value!r})' for key, old_value, new_value in
+             config_diff({'model': old.to_dict()['model']}, {'model': cfg.to_dict()['model']},
+                         ignored_leaves=('init_cfg', ))]
     if diffs:
         raise ValueError(
             f'--resume {filename}: that run trained another model config than this one '

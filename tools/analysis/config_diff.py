@@ -10,61 +10,12 @@ differs, with both values; where a run happened or writes its outputs is ignored
 import argparse
 import os.path as osp
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional
 
-from mmengine.config import Config
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-#: keys that say where or when a run happened, or where its outputs go, not what it computes
-IGNORED_KEYS = ('work_dir', 'launcher', 'filename', 'resume', 'load_from')
-IGNORED_LEAVES = ('jsonfile_prefix', 'out_file_path', 'out_dir', 'test_out_dir', 'show_dir')
-_MISSING = '<absent>'
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (dict, list, tuple))
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists (configs round-trip tuples to lists), ConfigDicts as dicts."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _diff(a: Any, b: Any, prefix: str, out: List[Tuple[str, Any, Any]]) -> None:
-    """Recursive diff; a subtree present on one side only is reported whole."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            name = f'{prefix}.{key}' if prefix else str(key)
-            if name in IGNORED_KEYS or str(key) in IGNORED_LEAVES:
-                continue
-            _diff(a.get(key, _MISSING), b.get(key, _MISSING), name, out)
-    elif (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
-          and any(_is_container(v) for v in list(a) + list(b))):
-        for i, (x, y) in enumerate(zip(a, b)):
-            _diff(x, y, f'{prefix}.{i}', out)
-    elif _plain(a) != _plain(b):
-        out.append((prefix, _plain(a), _plain(b)))
-
-
-def resolved(config: Any) -> Dict[str, Any]:
-    """A config file / Config -> its resolved dict."""
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    return cfg.to_dict()
-
-
-def config_diff(base: Any, other: Any) -> List[Tuple[str, Any, Any]]:
-    """Keys whose resolved values differ: ``[(dotted key, base value, other value)]``, sorted;
-    ``'<absent>'`` stands for what one of them does not have (a whole subtree is one entry)."""
-    out: List[Tuple[str, Any, Any]] = []
-    _diff(resolved(base), resolved(other), '', out)
-    return out
-
-
-def format_change(key: str, old: Any, new: Any) -> str:
-    return f'{key}: {old!r} → {new!r}'
+# the diff itself is the library's (the resume check compares model configs with it too)
+from projects.common.config_check import config_diff, format_change  # noqa: E402
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -83,5 +34,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
     sys.exit(main())
