@@ -1,4 +1,5 @@
 """Writing the dataroot: the 13 nuScenes tables, images, LiDAR sweeps, CAN bus and layout."""
+import contextlib
 import functools
 import hashlib
 import json
@@ -123,9 +124,8 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
         with_annotations=with_annotations, width=width, height=height,
         intrinsics=intrinsics, sensor2ego=sensor2ego, cam_models=cam_models, noise=noise,
         cat_token=cat_token, sensor_token=sensor_token, attr_token=attr_token,
-        lidar_beams=lidar_beams,
-        lidar_azimuth_steps=lidar_azimuth_steps, lidar_ground_keep=lidar_ground_keep,
-        jpeg_quality=jpeg_quality)
+        lidar_beams=lidar_beams, lidar_azimuth_steps=lidar_azimuth_steps,
+        lidar_ground_keep=lidar_ground_keep, jpeg_quality=jpeg_quality)
     jobs = [(idx, name, split) for idx, (name, split) in enumerate(names)]
     workers = max(1, min(int(workers), len(jobs)))
     layouts = {}
@@ -133,10 +133,12 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
     num_ann = num_zero = 0
     # Scenes draw from their own generators ([seed, idx]) and are merged in order, so any
     # number of workers writes the same bytes.
-    pool = multiprocessing.Pool(workers) if workers > 1 else None
-    try:
-        parts = (pool.imap(functools.partial(_write_scene, ctx), jobs) if pool is not None
-                 else map(functools.partial(_write_scene, ctx), jobs))
+    write = functools.partial(_write_scene, ctx)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:  # the pool is terminated on leaving, also when a scene raises
+            parts = stack.enter_context(multiprocessing.Pool(workers)).imap(write, jobs)
+        else:
+            parts = map(write, jobs)
         for part in parts:
             for key, records in part['tables'].items():
                 tables[key].extend(records)
@@ -148,10 +150,6 @@ def generate_synthetic_nuscenes(root: str, num_scenes: int = 10, frames_per_scen
                 print(f"[synthetic nuScenes] {part['summary']['name']} "
                       f"({part['summary']['split']}): {part['num_objects']} objects, "
                       f'{frames_per_scene} frames', flush=True)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
 
     map_token = make_token(seed, 'map')
     map_file = f'maps/{map_token}.png'
@@ -209,18 +207,17 @@ def _write_scene(ctx: _SceneContext, job: Tuple[int, str, str]) -> dict:
     """
     import cv2
     idx, scene_name, split = job
-    (root, seed, frames_per_scene, objects_per_frame, other_prob, with_annotations, width,
-     height, intrinsics, sensor2ego, cam_models, noise, cat_token, sensor_token, attr_token,
-     lidar_beams,
-     lidar_azimuth_steps, lidar_ground_keep, jpeg_quality) = ctx
+    root, seed, frames_per_scene = ctx.root, ctx.seed, ctx.frames_per_scene
+    with_annotations, width, height = ctx.with_annotations, ctx.width, ctx.height
+    cat_token, sensor_token, attr_token = ctx.cat_token, ctx.sensor_token, ctx.attr_token
     channels = list(CAMERAS) + ['LIDAR_TOP']
     tables: Dict[str, list] = {k: [] for k in (
         'log', 'calibrated_sensor', 'sample', 'ego_pose', 'sample_data', 'sample_annotation',
         'instance', 'scene')}
     num_ann = num_zero = 0
     rng = np.random.default_rng([seed, idx])
-    scene = Scene(idx, scene_name, split, frames_per_scene, objects_per_frame, rng,
-                  other_prob)
+    scene = Scene(idx, scene_name, split, frames_per_scene, ctx.objects_per_frame, rng,
+                  ctx.other_prob)
     for j, obj in enumerate(scene.objects):
         obj.token = make_token(seed, 'instance', scene_name, j)
     ground = GroundTexture(scene.layout, rng)
@@ -237,7 +234,7 @@ def _write_scene(ctx: _SceneContext, job: Tuple[int, str, str]) -> dict:
             token=calib[c], sensor_token=sensor_token[c],
             translation=list(RIG[c][0] if c != 'LIDAR_TOP' else LIDAR_TOP[0]),
             rotation=list(RIG[c][1] if c != 'LIDAR_TOP' else LIDAR_TOP[1]),
-            camera_intrinsic=intrinsics[c].tolist() if c != 'LIDAR_TOP' else []))
+            camera_intrinsic=ctx.intrinsics[c].tolist() if c != 'LIDAR_TOP' else []))
     sample_tokens = [make_token(seed, 'sample', scene_name, k) for k in range(frames_per_scene)]
     ann_tokens: Dict[Tuple[int, int], str] = {}
     for j, obj in enumerate(scene.objects):
@@ -258,21 +255,21 @@ def _write_scene(ctx: _SceneContext, job: Tuple[int, str, str]) -> dict:
             ex, ey, eyaw = scene.ego_pose(us)[0]
             ego2global = pose_from_quat((ex, ey, 0.0), yaw_quat(eyaw))
             sd_token = make_token(seed, 'sample_data', scene_name, k, c)
-            sensor2global = ego2global @ sensor2ego[c]
+            sensor2global = ego2global @ ctx.sensor2ego[c]
             boxes = scene.boxes_at(us, frame=k)
             if c == 'LIDAR_TOP':
                 fname = f'samples/LIDAR_TOP/{logfile}__LIDAR_TOP__{us}.pcd.bin'
-                points, counts = lidar_scan(scene, sensor2global, boxes, lidar_beams,
-                                             lidar_azimuth_steps, 70.0, lidar_ground_keep)
+                points, counts = lidar_scan(scene, sensor2global, boxes, ctx.lidar_beams,
+                                             ctx.lidar_azimuth_steps, 70.0, ctx.lidar_ground_keep)
                 points.tofile(osp.join(root, fname))
                 w_h = (0, 0)
                 lidar_counts = counts
             else:
                 fname = f'samples/{c}/{logfile}__{c}__{us}.jpg'
-                img = render_camera(scene, ground, cam_models[c], ego2global,
-                                     sensor2global, boxes, noise, rng, visible, silhouette)
+                img = render_camera(scene, ground, ctx.cam_models[c], ego2global,
+                                     sensor2global, boxes, ctx.noise, rng, visible, silhouette)
                 cv2.imwrite(osp.join(root, fname), img[..., ::-1],
-                            [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+                            [cv2.IMWRITE_JPEG_QUALITY, ctx.jpeg_quality])
                 w_h = (width, height)
             tables['ego_pose'].append(dict(token=sd_token, timestamp=us,
                                            rotation=yaw_quat(eyaw),
