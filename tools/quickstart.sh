@@ -23,7 +23,7 @@ if [ "${AMP:-auto}" = 1 ] || { [ "${AMP:-auto}" = auto ] && grep -qsE 'avx512_bf
   AMP_ARGS=(--amp)
 fi
 
-# 50 scenes in the v1.0-trainval layout (40 train / 10 val, 480 / 120 samples; half a minute,
+# 50 scenes in the v1.0-trainval layout (40 train / 10 val, 480 / 120 samples; about 40 s,
 # the scenes rendered in parallel, one process per core).
 # A dataroot of an earlier quickstart (v1.0-mini, 8 training scenes) is regenerated beside it:
 # its info files are rewritten.

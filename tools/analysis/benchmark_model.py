@@ -257,7 +257,7 @@ def format_table(out: dict) -> str:
              f'{out["frames"]} frame(s) of 6 x {out["img_hw"][0]}x{out["img_hw"][1]}, '
              f'prev BEV {out["with_prev"]}, amp {out["amp"]}, fuse-conv-bn '
              f'{out["fuse_conv_bn"]}, channels-last {out["channels_last"]}, '
-             f'compiled BEV encoder {out.get("compile_bev_encoder", False)}, '
+             f'compiled BEV encoder {out["compile_bev_encoder"]}, '
              f'{out["threads"]} threads, '
              f'load average {out["load_average"][0]:.2f}',
              '| stage | median ms | min ms | max ms |', '|---|---|---|---|']

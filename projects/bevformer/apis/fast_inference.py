@@ -54,8 +54,9 @@ def optimize_for_cpu_inference(model: nn.Module, fuse_conv_bn: bool = False,
     if not (fuse_conv_bn or channels_last or compile_bev_encoder):
         return model
     if inner.training:
-        raise ValueError('optimize_for_cpu_inference: the model must be in eval mode '
-                         '(fused BatchNorm cannot train)')
+        raise ValueError('optimize_for_cpu_inference: the model must be in eval mode (these '
+                         'are inference speed-ups: fused BatchNorm cannot train, the compiled '
+                         'encoder layers are traced in eval mode)')
     if compile_bev_encoder:
         encoder = getattr(inner, 'bev_encoder', None)
         if encoder is None or not hasattr(encoder, 'layers'):
